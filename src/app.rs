@@ -1,0 +1,166 @@
+//! Builds the Pingora server: the proxy service, the admin service and the background tasks
+//! (cluster discovery and health checks, lifecycle), then runs it until shutdown.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pingora::apps::HttpServerOptions;
+use pingora::apps::http_app::HttpServer;
+use pingora::proxy::ProxyServiceBuilder;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora::services::background::background_service;
+use pingora::services::listening::Service;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::admin::{Admin, Lifecycle, Readiness};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::proxy::Gateway;
+use crate::upstream::{Cluster, RouteTable};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("cannot set up metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("cannot start a runtime for initial discovery: {0}")]
+    Runtime(std::io::Error),
+    #[error("cannot listen with TLS on {addr}: {message}")]
+    Tls { addr: String, message: String },
+}
+
+/// How the process was asked to start, beyond the config file.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RunOptions {
+    /// Take over the listening sockets of a running instance (zero-downtime upgrade).
+    pub upgrade: bool,
+    /// Detach into the background.
+    pub daemon: bool,
+}
+
+pub fn run(config: Config, options: RunOptions) -> Result<(), AppError> {
+    let metrics = Arc::new(Metrics::new()?);
+    let readiness = Arc::new(Readiness::default());
+    let opt = Opt {
+        upgrade: options.upgrade,
+        daemon: options.daemon,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, server_conf(&config));
+    server.bootstrap();
+
+    let mut clusters = HashMap::new();
+    for (name, cluster_config) in &config.clusters {
+        let (cluster, service) = Cluster::build(name, cluster_config.clone(), metrics.clone());
+        server.add_service(service);
+        clusters.insert(name.clone(), cluster);
+    }
+    resolve_now(clusters.values())?;
+    let routes = RouteTable::new(&config.routes, |name| clusters.get(name).cloned());
+
+    let gateway = Gateway::new(&config, routes, metrics.clone());
+    let mut server_options = HttpServerOptions::default();
+    server_options.keepalive_request_limit = Some(config.pingora.keepalive_request_limit);
+    let mut proxy = ProxyServiceBuilder::new(&server.configuration, gateway)
+        .name("portcullis proxy")
+        .server_options(server_options)
+        .build();
+    let listen = config.server.listen.to_string();
+    match &config.server.tls {
+        None => proxy.add_tcp(&listen),
+        Some(tls) => proxy
+            .add_tls(
+                &listen,
+                &tls.cert_file.to_string_lossy(),
+                &tls.key_file.to_string_lossy(),
+            )
+            .map_err(|e| AppError::Tls {
+                addr: listen.clone(),
+                message: e.to_string(),
+            })?,
+    }
+
+    let mut admin = Service::new(
+        "portcullis admin".to_string(),
+        HttpServer::new_app(Admin {
+            metrics: metrics.clone(),
+            readiness: readiness.clone(),
+        }),
+    );
+    admin.add_tcp(&config.admin.listen.to_string());
+    admin.threads = Some(1);
+
+    server.add_service(proxy);
+    server.add_service(admin);
+    server.add_service(background_service("lifecycle", Lifecycle(readiness)));
+
+    if config.server.public_origin.is_none() {
+        tracing::warn!("server.public_origin is not set; set it to the origin the browser sees before enabling login");
+    }
+    tracing::info!(
+        listen = %config.server.listen,
+        admin = %config.admin.listen,
+        clusters = config.clusters.len(),
+        routes = config.routes.len(),
+        version = env!("CARGO_PKG_VERSION"),
+        "portcullis starting"
+    );
+    server.run(RunArgs {
+        shutdown_signal: Box::new(GracefulOnInterrupt),
+    });
+    Ok(())
+}
+
+fn server_conf(config: &Config) -> ServerConf {
+    let p = &config.pingora;
+    ServerConf {
+        threads: p.threads,
+        work_stealing: p.work_stealing,
+        grace_period_seconds: Some(p.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(p.graceful_shutdown_timeout.as_secs()),
+        upstream_keepalive_pool_size: p.upstream_keepalive_pool_size,
+        listener_tasks_per_fd: p.listener_tasks_per_fd,
+        upgrade_sock: p.upgrade_sock.clone(),
+        pid_file: p.pid_file.clone(),
+        ..ServerConf::default()
+    }
+}
+
+/// Resolves every cluster once before serving, on a short-lived runtime: Pingora owns the
+/// long-lived ones, and they only exist once `run` starts.
+fn resolve_now<'a>(clusters: impl Iterator<Item = &'a Arc<Cluster>>) -> Result<(), AppError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(AppError::Runtime)?;
+    rt.block_on(async {
+        for cluster in clusters {
+            cluster.discover_now().await;
+        }
+    });
+    Ok(())
+}
+
+/// Pingora treats SIGINT as "exit now"; a gateway should drain on Ctrl-C too, like SIGTERM.
+/// SIGQUIT keeps its meaning: hand the listeners to a new process (`run --upgrade`).
+struct GracefulOnInterrupt;
+
+#[async_trait]
+impl ShutdownSignalWatch for GracefulOnInterrupt {
+    async fn recv(&self) -> ShutdownSignal {
+        let (Ok(mut term), Ok(mut int), Ok(mut quit)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::quit()),
+        ) else {
+            tracing::error!("cannot install signal handlers; only SIGKILL will stop this process");
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => ShutdownSignal::GracefulTerminate,
+            _ = int.recv() => ShutdownSignal::GracefulTerminate,
+            _ = quit.recv() => ShutdownSignal::GracefulUpgrade,
+        }
+    }
+}

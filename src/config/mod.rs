@@ -1,0 +1,249 @@
+//! Configuration: the TOML file, overlaid by `PORTCULLIS__*` variables, checked into a typed
+//! [`Config`] whose values cannot be invalid.
+//!
+//! `source` layers the file and the environment, `reader` reads keys with types and collects
+//! problems, `validate` turns the tree into [`Config`]. Every key is documented in
+//! `docs/configuration.md` and `conf/portcullis.example.toml`; a test keeps the three in step.
+
+mod duration;
+pub mod net;
+mod reader;
+pub mod source;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Serialize, Serializer};
+
+pub use self::net::{Cidr, Destination, Origin};
+pub use self::reader::Issue;
+pub use self::source::{Environment, ProcessEnv};
+
+/// Loads `path`, overlays the environment and validates everything.
+pub fn load(path: &Path, env: &dyn Environment) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    from_str(&text, env).map_err(|e| match e {
+        ConfigError::Syntax { message, .. } => ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message,
+        },
+        other => other,
+    })
+}
+
+/// Parses configuration text (the file's content) and validates it with `env` overlaid.
+pub fn from_str(text: &str, env: &dyn Environment) -> Result<Config, ConfigError> {
+    let mut root: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
+        path: PathBuf::new(),
+        message: e.to_string(),
+    })?;
+    validate::validate(&mut root, env).map_err(ConfigError::Invalid)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path:?}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path:?} is not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("{}", Issues(.0))]
+    Invalid(Vec<Issue>),
+}
+
+struct Issues<'a>(&'a [Issue]);
+
+impl fmt::Display for Issues<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} problem(s) in the configuration:", self.0.len())?;
+        for issue in self.0 {
+            writeln!(f, "  - {issue}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A secret value. Its `Debug`, `Display` and `Serialize` all print `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Arc<str>);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("***")
+    }
+}
+
+fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&duration::format(*d))
+}
+
+fn ser_display<T: fmt::Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+fn ser_display_list<T: fmt::Display, S: Serializer>(v: &[T], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(ToString::to_string))
+}
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub admin: AdminConfig,
+    pub log: LogConfig,
+    pub pingora: PingoraConfig,
+    pub clusters: BTreeMap<String, ClusterConfig>,
+    pub routes: Vec<RouteConfig>,
+}
+
+impl Config {
+    /// The effective configuration as TOML, secrets masked: what `portcullis check` prints.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerConfig {
+    #[serde(serialize_with = "ser_display")]
+    pub listen: SocketAddr,
+    #[serde(serialize_with = "ser_opt_display", skip_serializing_if = "Option::is_none")]
+    pub public_origin: Option<Origin>,
+    #[serde(serialize_with = "ser_display_list")]
+    pub trusted_proxies: Vec<Cidr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+}
+
+fn ser_opt_display<T: fmt::Display, S: Serializer>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.collect_str(v),
+        None => s.serialize_none(),
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AdminConfig {
+    #[serde(serialize_with = "ser_display")]
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+    pub access_log: bool,
+}
+
+/// Pingora's own server settings, with production defaults.
+#[derive(Debug, Clone, Serialize)]
+pub struct PingoraConfig {
+    pub threads: usize,
+    pub work_stealing: bool,
+    #[serde(serialize_with = "ser_duration")]
+    pub grace_period: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub graceful_shutdown_timeout: Duration,
+    pub upstream_keepalive_pool_size: usize,
+    #[serde(serialize_with = "ser_duration")]
+    pub keepalive_timeout: Duration,
+    pub keepalive_request_limit: u32,
+    pub listener_tasks_per_fd: usize,
+    pub upgrade_sock: String,
+    pub pid_file: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterConfig {
+    #[serde(serialize_with = "ser_display_list")]
+    pub destinations: Vec<Destination>,
+    pub preserve_host: bool,
+    #[serde(serialize_with = "ser_duration")]
+    pub connect_timeout: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub read_timeout: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub write_timeout: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub idle_timeout: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub upgrade_idle_timeout: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub resolve_interval: Duration,
+    pub tls_verify: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheckConfig>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthCheckConfig {
+    #[serde(rename = "type")]
+    pub kind: HealthCheckKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(serialize_with = "ser_duration")]
+    pub interval: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub timeout: Duration,
+    pub healthy_threshold: usize,
+    pub unhealthy_threshold: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthCheckKind {
+    Http,
+    Tcp,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteConfig {
+    pub name: String,
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    pub cluster: String,
+    /// What replaces the matched prefix before forwarding; `None` forwards the path unchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rewrite_prefix: Option<String>,
+}
+

@@ -1,0 +1,425 @@
+//! A typed, consuming reader over the layered TOML tree.
+//!
+//! Every getter records the key as known, so whatever is left in a table when its [`Section`]
+//! drops is an unknown key. Problems are collected, never returned early: `portcullis check`
+//! shows all of them at once, each as `key: problem (fix)`.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::time::Duration;
+
+use toml::{Table, Value};
+
+use super::duration;
+use super::source::EnvOrigins;
+use super::Secret;
+
+/// One configuration problem: which key, what is wrong, how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    /// Dotted key path, e.g. `clusters.api.health_check.interval`.
+    pub key: String,
+    /// The environment variable that set the value, when one did.
+    pub var: Option<String>,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl fmt::Display for Issue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.var {
+            Some(var) => write!(f, "{} (from {var}): {}", self.key, self.problem)?,
+            None => write!(f, "{}: {}", self.key, self.problem)?,
+        }
+        if !self.fix.is_empty() {
+            write!(f, " ({})", self.fix)?;
+        }
+        Ok(())
+    }
+}
+
+/// Owns the issue list and knows which keys the environment set.
+pub struct Reader<'t> {
+    origins: &'t EnvOrigins,
+    issues: RefCell<Vec<Issue>>,
+}
+
+impl<'t> Reader<'t> {
+    pub fn new(origins: &'t EnvOrigins) -> Self {
+        Reader {
+            origins,
+            issues: RefCell::new(Vec::new()),
+        }
+    }
+
+    pub fn root<'r>(&'r self, table: &'r Table) -> Section<'r, 't> {
+        Section {
+            reader: self,
+            path: String::new(),
+            table: Some(table),
+            known: RefCell::new(Vec::new()),
+        }
+    }
+
+    pub fn push(&self, key: String, problem: impl Into<String>, fix: impl Into<String>) {
+        let var = self.origins.get(&key).cloned();
+        self.issues.borrow_mut().push(Issue {
+            key,
+            var,
+            problem: problem.into(),
+            fix: fix.into(),
+        });
+    }
+
+    pub fn into_issues(self) -> Vec<Issue> {
+        self.issues.into_inner()
+    }
+}
+
+/// A view of one table. Dropping it reports the keys nobody asked for.
+pub struct Section<'r, 't> {
+    reader: &'r Reader<'t>,
+    path: String,
+    table: Option<&'r Table>,
+    known: RefCell<Vec<&'static str>>,
+}
+
+impl<'r, 't> Section<'r, 't> {
+    pub fn key_path(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    /// Whether the table itself was present in the configuration.
+    pub fn is_present(&self) -> bool {
+        self.table.is_some()
+    }
+
+    pub fn has(&self, key: &'static str) -> bool {
+        self.known.borrow_mut().push(key);
+        self.table.is_some_and(|t| t.contains_key(key))
+    }
+
+    pub fn issue(&self, key: &str, problem: impl Into<String>, fix: impl Into<String>) {
+        self.reader.push(self.key_path(key), problem, fix);
+    }
+
+    fn raw(&self, key: &'static str) -> Option<&'r Value> {
+        self.known.borrow_mut().push(key);
+        self.table.and_then(|t| t.get(key))
+    }
+
+    fn from_env(&self, key: &str) -> bool {
+        self.reader.origins.contains_key(&self.key_path(key))
+    }
+
+    fn wrong_type(&self, key: &str, expected: &str, got: &Value, example: &str) {
+        self.issue(
+            key,
+            format!("expected {expected}, got {} {got}", got.type_str()),
+            format!("write it like {key} = {example}"),
+        );
+    }
+
+    pub fn string(&self, key: &'static str) -> Option<String> {
+        match self.raw(key)? {
+            Value::String(s) => Some(s.clone()),
+            other => {
+                self.wrong_type(key, "a string", other, "\"...\"");
+                None
+            }
+        }
+    }
+
+    /// A string turned into `T` by `parse`, whose error text becomes the problem.
+    pub fn parsed<T>(
+        &self,
+        key: &'static str,
+        fix: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let s = self.string(key)?;
+        match parse(&s) {
+            Ok(v) => Some(v),
+            Err(problem) => {
+                self.issue(key, problem, fix);
+                None
+            }
+        }
+    }
+
+    pub fn bool(&self, key: &'static str) -> Option<bool> {
+        match self.raw(key)? {
+            Value::Boolean(b) => Some(*b),
+            Value::String(s) if self.from_env(key) => match s.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => Some(true),
+                "false" | "0" | "no" | "off" => Some(false),
+                _ => {
+                    self.issue(key, format!("expected true or false, got {s:?}"), "set the variable to true or false");
+                    None
+                }
+            },
+            other => {
+                self.wrong_type(key, "true or false", other, "true");
+                None
+            }
+        }
+    }
+
+    /// A whole number within `min..=max`.
+    pub fn integer(&self, key: &'static str, min: i64, max: i64) -> Option<i64> {
+        let n = match self.raw(key)? {
+            Value::Integer(n) => *n,
+            Value::String(s) if self.from_env(key) => match s.trim().parse::<i64>() {
+                Ok(n) => n,
+                Err(_) => {
+                    self.issue(key, format!("expected a whole number, got {s:?}"), format!("set the variable to a number between {min} and {max}"));
+                    return None;
+                }
+            },
+            other => {
+                self.wrong_type(key, "a whole number", other, &min.max(1).to_string());
+                return None;
+            }
+        };
+        if n < min || n > max {
+            self.issue(key, format!("{n} is out of range"), format!("use a number between {min} and {max}"));
+            return None;
+        }
+        Some(n)
+    }
+
+    pub fn duration(&self, key: &'static str) -> Option<Duration> {
+        match self.raw(key)? {
+            Value::String(s) => match duration::parse(s) {
+                Ok(d) => Some(d),
+                Err(problem) => {
+                    self.issue(key, problem, "write a number and a unit: \"500ms\", \"30s\", \"20m\", \"12h\" or \"7d\"");
+                    None
+                }
+            },
+            other => {
+                self.wrong_type(key, "a duration string", other, "\"30s\"");
+                None
+            }
+        }
+    }
+
+    /// A list of strings; from the environment, one comma-separated string.
+    pub fn strings(&self, key: &'static str) -> Option<Vec<String>> {
+        match self.raw(key)? {
+            Value::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    match item {
+                        Value::String(s) => out.push(s.clone()),
+                        other => {
+                            self.issue(
+                                &format!("{key}[{i}]"),
+                                format!("expected a string, got {} {other}", other.type_str()),
+                                "quote every entry of the list",
+                            );
+                            return None;
+                        }
+                    }
+                }
+                Some(out)
+            }
+            Value::String(s) if self.from_env(key) => Some(
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect(),
+            ),
+            other => {
+                self.wrong_type(key, "a list of strings", other, "[\"...\", \"...\"]");
+                None
+            }
+        }
+    }
+
+    /// A secret given inline as `key` or as a file path in `key_file` (one, not both).
+    /// The file's content is trimmed of trailing newlines, as Kubernetes and Docker secrets end.
+    #[allow(dead_code)] // the first secret keys arrive with [oidc] and [redis]
+    pub fn secret(&self, key: &'static str, file_key: &'static str) -> Option<Secret> {
+        let inline = self.string(key);
+        let file = self.string(file_key);
+        match (inline, file) {
+            (Some(_), Some(_)) => {
+                self.issue(key, format!("both `{key}` and `{file_key}` are set"), format!("keep one of them"));
+                None
+            }
+            (Some(v), None) => Some(Secret::new(v)),
+            (None, Some(path)) => match std::fs::read_to_string(&path) {
+                Ok(v) => Some(Secret::new(v.trim_end_matches(['\r', '\n']).to_string())),
+                Err(e) => {
+                    self.issue(file_key, format!("cannot read {path:?}: {e}"), "point it at a readable file holding the secret");
+                    None
+                }
+            },
+            (None, None) => None,
+        }
+    }
+
+    /// A sub-table; absent tables read as empty so defaults apply.
+    pub fn section(&self, key: &'static str) -> Section<'r, 't> {
+        let table = match self.raw(key) {
+            Some(Value::Table(t)) => Some(t),
+            Some(other) => {
+                self.wrong_type(key, "a table", other, "{ ... } or a [section]");
+                None
+            }
+            None => None,
+        };
+        Section {
+            reader: self.reader,
+            path: self.key_path(key),
+            table,
+            known: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// A table whose keys are user-chosen names (`[clusters.NAME]`).
+    pub fn named_sections(&self, key: &'static str) -> Vec<(String, Section<'r, 't>)> {
+        let mut parent = self.section(key);
+        let Some(table) = parent.table else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (name, value) in table {
+            let path = parent.key_path(name);
+            match value {
+                Value::Table(t) => out.push((
+                    name.clone(),
+                    Section {
+                        reader: self.reader,
+                        path,
+                        table: Some(t),
+                        known: RefCell::new(Vec::new()),
+                    },
+                )),
+                other => self.reader.push(
+                    path,
+                    format!("expected a table, got {} {other}", other.type_str()),
+                    format!("write it as [{}.{name}]", parent.path),
+                ),
+            }
+        }
+        // Every name is a legitimate key of the parent.
+        parent.table = None;
+        out
+    }
+
+    /// An array of tables (`[[routes]]`).
+    pub fn table_list(&self, key: &'static str) -> Vec<Section<'r, 't>> {
+        match self.raw(key) {
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| {
+                    let path = format!("{}[{i}]", self.key_path(key));
+                    match item {
+                        Value::Table(t) => Some(Section {
+                            reader: self.reader,
+                            path,
+                            table: Some(t),
+                            known: RefCell::new(Vec::new()),
+                        }),
+                        other => {
+                            self.reader.push(
+                                path,
+                                format!("expected a table, got {} {other}", other.type_str()),
+                                format!("write each entry as [[{key}]]"),
+                            );
+                            None
+                        }
+                    }
+                })
+                .collect(),
+            Some(other) => {
+                self.wrong_type(key, "a list of tables", other, &format!("[[{key}]] sections"));
+                Vec::new()
+            }
+            None => Vec::new(),
+        }
+    }
+}
+
+impl Drop for Section<'_, '_> {
+    fn drop(&mut self) {
+        let Some(table) = self.table else { return };
+        let known = self.known.borrow();
+        for key in table.keys() {
+            if known.iter().any(|k| k == key) {
+                continue;
+            }
+            let fix = match closest(key, &known) {
+                Some(near) => format!("did you mean `{near}`? otherwise remove it"),
+                None if known.is_empty() => "remove it".to_string(),
+                None => format!("remove it; known keys here: {}", known.join(", ")),
+            };
+            self.reader.push(self.key_path(key), "unknown key", fix);
+        }
+    }
+}
+
+/// The known key nearest to `key` by edit distance, if it is plausibly a typo of it.
+fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+    let key = key.to_ascii_lowercase();
+    known
+        .iter()
+        .map(|k| (edit_distance(&key, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min()
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_the_nearest_key() {
+        assert_eq!(closest("clustr", &["cluster", "path"]), Some("cluster"));
+        assert_eq!(closest("zzzzzz", &["cluster", "path"]), None);
+    }
+
+    #[test]
+    fn reports_unknown_and_mistyped_keys_together() {
+        let table: Table = toml::from_str("listen = 8080\nlisen = 'x'\n[inner]\nfoo = 1").unwrap();
+        let origins = EnvOrigins::new();
+        let reader = Reader::new(&origins);
+        {
+            let root = reader.root(&table);
+            assert_eq!(root.string("listen"), None);
+            let _inner = root.section("inner");
+        }
+        let issues: Vec<String> = reader.into_issues().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            issues,
+            vec![
+                "listen: expected a string, got integer 8080 (write it like listen = \"...\")",
+                "inner.foo: unknown key (remove it)",
+                "lisen: unknown key (did you mean `listen`? otherwise remove it)",
+            ]
+        );
+    }
+}

@@ -1,0 +1,363 @@
+//! Turns the layered tree into a [`Config`], collecting every problem on the way.
+//!
+//! Pure apart from reading `*_file` secrets: no sockets are bound and no names are resolved.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use toml::Table;
+
+use super::reader::{Issue, Reader, Section};
+use super::source::{overlay, Environment};
+use super::*;
+
+pub fn validate(root: &mut Table, env: &dyn Environment) -> Result<Config, Vec<Issue>> {
+    let (origins, overlay_issues) = overlay(root, env);
+    let reader = Reader::new(&origins);
+    for issue in overlay_issues {
+        reader.push(
+            issue.var.clone(),
+            issue.problem,
+            "fix or unset the variable",
+        );
+    }
+    let config = {
+        let top = reader.root(root);
+        let server = server(&top.section("server"));
+        let admin = admin(&top.section("admin"));
+        let log = log(&top.section("log"));
+        let pingora = pingora(&top.section("pingora"));
+        let (clusters, declared) = clusters(&top);
+        let routes = routes(&top, &declared);
+        if let (Some(s), Some(a)) = (&server, &admin) {
+            if s.listen == a.listen {
+                reader.push(
+                    "admin.listen".into(),
+                    format!("{} is also server.listen", a.listen),
+                    "give the admin listener its own port, e.g. 127.0.0.1:9090",
+                );
+            }
+        }
+        (server, admin, log, pingora, clusters, routes)
+    };
+    let issues = reader.into_issues();
+    match config {
+        (Some(server), Some(admin), Some(log), Some(pingora), clusters, routes)
+            if issues.is_empty() =>
+        {
+            Ok(Config {
+                server,
+                admin,
+                log,
+                pingora,
+                clusters,
+                routes,
+            })
+        }
+        _ => Err(issues),
+    }
+}
+
+fn socket_addr(s: &Section<'_, '_>, key: &'static str, default: &str) -> Option<SocketAddr> {
+    s.parsed(key, "write an address and port such as \"0.0.0.0:8080\" or \"[::]:8080\"", |v| {
+        v.parse::<SocketAddr>()
+            .map_err(|_| format!("{v:?} is not an address:port"))
+    })
+    .or_else(|| (!s.has(key)).then(|| default.parse().ok()).flatten())
+}
+
+fn server(s: &Section<'_, '_>) -> Option<ServerConfig> {
+    let listen = socket_addr(s, "listen", "0.0.0.0:8080");
+    let public_origin = s.parsed(
+        "public_origin",
+        "write the origin the browser sees, e.g. \"https://app.example.com\"",
+        Origin::parse,
+    );
+    let mut trusted_proxies = Vec::new();
+    for (i, entry) in s.strings("trusted_proxies").unwrap_or_default().iter().enumerate() {
+        match Cidr::parse(entry) {
+            Ok(c) => trusted_proxies.push(c),
+            Err(problem) => s.issue(
+                &format!("trusted_proxies[{i}]"),
+                problem,
+                "write an address or network such as \"10.0.0.0/8\"",
+            ),
+        }
+    }
+    let tls_section = s.section("tls");
+    let tls = if tls_section.is_present() {
+        let cert = tls_section.string("cert_file");
+        let key = tls_section.string("key_file");
+        if cert.is_none() {
+            tls_section.issue("cert_file", "missing", "set the path of the PEM certificate chain");
+        }
+        if key.is_none() {
+            tls_section.issue("key_file", "missing", "set the path of the PEM private key");
+        }
+        cert.zip(key).map(|(c, k)| TlsConfig {
+            cert_file: c.into(),
+            key_file: k.into(),
+        })
+    } else {
+        None
+    };
+    Some(ServerConfig {
+        listen: listen?,
+        public_origin,
+        trusted_proxies,
+        tls,
+    })
+}
+
+fn admin(s: &Section<'_, '_>) -> Option<AdminConfig> {
+    Some(AdminConfig {
+        listen: socket_addr(s, "listen", "127.0.0.1:9090")?,
+    })
+}
+
+fn log(s: &Section<'_, '_>) -> Option<LogConfig> {
+    let format = s
+        .parsed("format", "use \"text\" or \"json\"", |v| match v {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("{v:?} is not a log format")),
+        })
+        .unwrap_or(LogFormat::Text);
+    Some(LogConfig {
+        format,
+        level: s.string("level").unwrap_or_else(|| "info".into()),
+        access_log: s.bool("access_log").unwrap_or(true),
+    })
+}
+
+fn pingora(s: &Section<'_, '_>) -> Option<PingoraConfig> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let count = |key, min, max, default: usize| {
+        s.integer(key, min, max)
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(default)
+    };
+    Some(PingoraConfig {
+        threads: count("threads", 1, 1024, cores),
+        work_stealing: s.bool("work_stealing").unwrap_or(true),
+        grace_period: s.duration("grace_period").unwrap_or(Duration::from_secs(10)),
+        graceful_shutdown_timeout: s
+            .duration("graceful_shutdown_timeout")
+            .unwrap_or(Duration::from_secs(5)),
+        upstream_keepalive_pool_size: count("upstream_keepalive_pool_size", 1, 1_000_000, 1024),
+        keepalive_timeout: s.duration("keepalive_timeout").unwrap_or(Duration::from_secs(60)),
+        keepalive_request_limit: s
+            .integer("keepalive_request_limit", 1, i64::from(u32::MAX))
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(10_000),
+        listener_tasks_per_fd: count("listener_tasks_per_fd", 1, 64, 1),
+        upgrade_sock: s
+            .string("upgrade_sock")
+            .unwrap_or_else(|| "/tmp/portcullis_upgrade.sock".into()),
+        pid_file: s.string("pid_file").unwrap_or_else(|| "/tmp/portcullis.pid".into()),
+    })
+}
+
+/// The valid clusters, and the names of all declared ones (a route naming a declared but
+/// invalid cluster is not reported twice).
+fn clusters(top: &Section<'_, '_>) -> (BTreeMap<String, ClusterConfig>, Vec<String>) {
+    let named = top.named_sections("clusters");
+    if named.is_empty() {
+        top.issue(
+            "clusters",
+            "no cluster is defined",
+            "add at least one, e.g. [clusters.spa] destinations = [\"http://127.0.0.1:3000\"]",
+        );
+    }
+    let declared = named.iter().map(|(name, _)| name.clone()).collect();
+    let mut out = BTreeMap::new();
+    for (name, c) in named {
+        if let Some(cluster) = cluster(&c) {
+            out.insert(name, cluster);
+        }
+    }
+    (out, declared)
+}
+
+fn cluster(c: &Section<'_, '_>) -> Option<ClusterConfig> {
+    let mut destinations = Vec::new();
+    match c.strings("destinations") {
+        None if !c.has("destinations") => c.issue(
+            "destinations",
+            "missing",
+            "list the upstream servers, e.g. destinations = [\"http://api:8080\"]",
+        ),
+        None => {}
+        Some(list) if list.is_empty() => c.issue(
+            "destinations",
+            "is empty",
+            "list at least one upstream server, e.g. \"http://api:8080\"",
+        ),
+        Some(list) => {
+            for (i, d) in list.iter().enumerate() {
+                match Destination::parse(d) {
+                    Ok(d) if destinations.contains(&d) => c.issue(
+                        &format!("destinations[{i}]"),
+                        format!("{d} is listed twice"),
+                        "remove the duplicate",
+                    ),
+                    Ok(d) => destinations.push(d),
+                    Err(problem) => c.issue(
+                        &format!("destinations[{i}]"),
+                        problem,
+                        "write it as http://host:port or https://host:port",
+                    ),
+                }
+            }
+        }
+    }
+    let timeout = |key, default| c.duration(key).unwrap_or(Duration::from_secs(default));
+    let health = c.section("health_check");
+    let health_check = health.is_present().then(|| health_check(&health)).flatten();
+    let cluster = ClusterConfig {
+        preserve_host: c.bool("preserve_host").unwrap_or(false),
+        connect_timeout: timeout("connect_timeout", 5),
+        read_timeout: timeout("read_timeout", 60),
+        write_timeout: timeout("write_timeout", 60),
+        idle_timeout: timeout("idle_timeout", 55),
+        upgrade_idle_timeout: timeout("upgrade_idle_timeout", 3600),
+        resolve_interval: timeout("resolve_interval", 30),
+        tls_verify: c.bool("tls_verify").unwrap_or(true),
+        health_check,
+        destinations,
+    };
+    (!cluster.destinations.is_empty()).then_some(cluster)
+}
+
+fn health_check(h: &Section<'_, '_>) -> Option<HealthCheckConfig> {
+    let path = h.parsed("path", "write an absolute path such as \"/health\"", |p| {
+        if p.starts_with('/') {
+            Ok(p.to_string())
+        } else {
+            Err(format!("{p:?} does not start with /"))
+        }
+    });
+    let kind = h.parsed("type", "use \"http\" or \"tcp\"", |v| match v {
+        "http" => Ok(HealthCheckKind::Http),
+        "tcp" => Ok(HealthCheckKind::Tcp),
+        _ => Err(format!("{v:?} is not a health check type")),
+    });
+    let kind = match (kind, &path) {
+        (Some(HealthCheckKind::Tcp), Some(_)) => {
+            h.issue("path", "a tcp health check has no path", "remove path, or set type = \"http\"");
+            return None;
+        }
+        (Some(k), _) => k,
+        (None, _) => HealthCheckKind::Http,
+    };
+    let interval = h.duration("interval").unwrap_or(Duration::from_secs(5));
+    let timeout = h.duration("timeout").unwrap_or(Duration::from_secs(2));
+    if interval.is_zero() {
+        h.issue("interval", "must be longer than zero", "use e.g. \"5s\"");
+    }
+    let threshold = |key| {
+        h.integer(key, 1, 100)
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(if key == "healthy_threshold" { 1 } else { 2 })
+    };
+    Some(HealthCheckConfig {
+        path: match kind {
+            HealthCheckKind::Http => Some(path.unwrap_or_else(|| "/".into())),
+            HealthCheckKind::Tcp => None,
+        },
+        kind,
+        interval,
+        timeout,
+        healthy_threshold: threshold("healthy_threshold"),
+        unhealthy_threshold: threshold("unhealthy_threshold"),
+    })
+}
+
+fn routes(top: &Section<'_, '_>, clusters: &[String]) -> Vec<RouteConfig> {
+    let list = top.table_list("routes");
+    if list.is_empty() && !top.has("routes") {
+        top.issue(
+            "routes",
+            "no route is defined",
+            "add at least one, e.g. [[routes]] path = \"/\" cluster = \"spa\"",
+        );
+    }
+    let mut out: Vec<RouteConfig> = Vec::new();
+    for r in &list {
+        let path = r.parsed("path", "write a path prefix such as \"/api/\"", |p| {
+            if !p.starts_with('/') {
+                Err(format!("{p:?} does not start with /"))
+            } else if p.contains(['?', '#', '\\']) || p.contains("//") {
+                Err(format!("{p:?} is not a plain path prefix"))
+            } else {
+                Ok(p.to_string())
+            }
+        });
+        if path.is_none() && !r.has("path") {
+            r.issue("path", "missing", "set the path prefix this route matches, e.g. \"/api/\"");
+        }
+        let host = r.string("host").map(|h| h.to_ascii_lowercase());
+        let cluster = r.string("cluster");
+        match &cluster {
+            None if !r.has("cluster") => r.issue(
+                "cluster",
+                "missing",
+                "name the cluster that serves this route",
+            ),
+            Some(name) if !clusters.contains(name) => {
+                r.issue(
+                    "cluster",
+                    format!("no cluster named {name:?}"),
+                    format!("use one of: {}, or define [clusters.{name}]", clusters.join(", ")),
+                );
+            }
+            _ => {}
+        }
+        let strip = r.bool("strip_prefix").unwrap_or(false);
+        let rewrite = r.parsed("rewrite_prefix", "write a path such as \"/v1/\"", |p| {
+            if p.starts_with('/') {
+                Ok(p.to_string())
+            } else {
+                Err(format!("{p:?} does not start with /"))
+            }
+        });
+        if strip && rewrite.is_some() {
+            r.issue(
+                "strip_prefix",
+                "strip_prefix and rewrite_prefix are both set",
+                "keep one: strip_prefix = true is rewrite_prefix = \"/\"",
+            );
+        }
+        let rewrite_prefix = rewrite.or_else(|| strip.then(|| "/".to_string()));
+        let name = r.string("name");
+        let (Some(path), Some(cluster)) = (path, cluster) else {
+            continue;
+        };
+        if let Some(dup) = out.iter().find(|o| o.path == path && o.host == host) {
+            r.issue(
+                "path",
+                format!("route {:?} already matches {path:?} for the same host", dup.name),
+                "remove one of the two routes",
+            );
+            continue;
+        }
+        let name = name.unwrap_or_else(|| match &host {
+            Some(h) => format!("{h}{path}"),
+            None => path.clone(),
+        });
+        if out.iter().any(|o| o.name == name) {
+            r.issue("name", format!("{name:?} is used by another route"), "give every route its own name");
+            continue;
+        }
+        out.push(RouteConfig {
+            name,
+            path,
+            host,
+            cluster,
+            rewrite_prefix,
+        });
+    }
+    out
+}
+

@@ -1,0 +1,94 @@
+//! The request-path error: every way a request can fail, with its HTTP status.
+//!
+//! Each variant says whether the client is at fault (4xx) or the gateway/upstream is (5xx);
+//! `proxy::rescue` renders them as problem+json for API callers or a short page for browsers.
+
+/// Why a request was not proxied, as the client will be told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GatewayError {
+    /// No route matches the request's host and path.
+    NoRoute,
+    /// The path carries dot-segments or other forms that could make routing and the upstream
+    /// disagree about which resource is meant.
+    AmbiguousPath,
+    /// The upstream path after prefix rewriting is not a valid URI.
+    BadRewrite,
+    /// Every destination of the cluster is down (or none resolved).
+    NoHealthyUpstream { cluster: String },
+    /// Connecting to the upstream failed (refused, reset, TLS).
+    UpstreamUnreachable { cluster: String },
+    /// The upstream did not answer in time.
+    UpstreamTimeout { cluster: String },
+    /// The upstream answered with something that is not valid HTTP, or closed mid-response.
+    UpstreamBroken { cluster: String },
+    /// The client sent a request Pingora could not parse or finish.
+    BadRequest,
+    /// A bug or resource problem inside the gateway.
+    Internal,
+}
+
+impl GatewayError {
+    pub fn status(&self) -> u16 {
+        match self {
+            GatewayError::NoRoute => 404,
+            GatewayError::AmbiguousPath | GatewayError::BadRewrite | GatewayError::BadRequest => 400,
+            GatewayError::NoHealthyUpstream { .. } => 503,
+            GatewayError::UpstreamUnreachable { .. } | GatewayError::UpstreamBroken { .. } => 502,
+            GatewayError::UpstreamTimeout { .. } => 504,
+            GatewayError::Internal => 500,
+        }
+    }
+
+    /// A stable identifier for the problem type (RFC 9457 `type`, as a URN).
+    pub fn slug(&self) -> &'static str {
+        match self {
+            GatewayError::NoRoute => "no-route",
+            GatewayError::AmbiguousPath => "ambiguous-path",
+            GatewayError::BadRewrite => "bad-rewrite",
+            GatewayError::NoHealthyUpstream { .. } => "no-healthy-upstream",
+            GatewayError::UpstreamUnreachable { .. } => "upstream-unreachable",
+            GatewayError::UpstreamTimeout { .. } => "upstream-timeout",
+            GatewayError::UpstreamBroken { .. } => "upstream-broken",
+            GatewayError::BadRequest => "bad-request",
+            GatewayError::Internal => "internal",
+        }
+    }
+
+    pub fn title(&self) -> &'static str {
+        match self {
+            GatewayError::NoRoute => "Not found",
+            GatewayError::AmbiguousPath => "Ambiguous path",
+            GatewayError::BadRewrite => "Bad request path",
+            GatewayError::NoHealthyUpstream { .. } => "Service unavailable",
+            GatewayError::UpstreamUnreachable { .. } | GatewayError::UpstreamBroken { .. } => "Bad gateway",
+            GatewayError::UpstreamTimeout { .. } => "Gateway timeout",
+            GatewayError::BadRequest => "Bad request",
+            GatewayError::Internal => "Internal error",
+        }
+    }
+
+    /// One sentence for the client. Names configured clusters, never addresses or secrets.
+    pub fn detail(&self) -> String {
+        match self {
+            GatewayError::NoRoute => "No route matches this path.".into(),
+            GatewayError::AmbiguousPath => {
+                "The path contains dot-segments or encoded separators; send the normalised path.".into()
+            }
+            GatewayError::BadRewrite => "The path cannot be forwarded after rewriting.".into(),
+            GatewayError::NoHealthyUpstream { cluster } => {
+                format!("No healthy destination in cluster '{cluster}'. Try again shortly.")
+            }
+            GatewayError::UpstreamUnreachable { cluster } => {
+                format!("Could not connect to cluster '{cluster}'.")
+            }
+            GatewayError::UpstreamTimeout { cluster } => {
+                format!("Cluster '{cluster}' did not answer in time.")
+            }
+            GatewayError::UpstreamBroken { cluster } => {
+                format!("Cluster '{cluster}' sent an invalid or incomplete response.")
+            }
+            GatewayError::BadRequest => "The request could not be read.".into(),
+            GatewayError::Internal => "The gateway failed to handle this request.".into(),
+        }
+    }
+}

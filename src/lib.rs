@@ -1,0 +1,17 @@
+//! Portcullis: a Backend-for-Frontend security gateway on Pingora.
+//!
+//! The browser talks only to Portcullis. Every request runs the same phases
+//! (`proxy/mod.rs`): pick a route (`upstream::RouteTable`), then a healthy destination of its
+//! cluster (`upstream::Cluster`), forward with the right `X-Forwarded-*` headers, and answer
+//! failures as problem+json or a readable page (`proxy/rescue.rs`). Configuration is TOML with
+//! `PORTCULLIS__*` overrides (`config`); `/healthz`, `/readyz` and `/metrics` live on a separate
+//! admin listener (`admin`).
+
+pub mod admin;
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod proxy;
+pub mod telemetry;
+pub mod upstream;

@@ -1,0 +1,126 @@
+//! Prometheus metrics, served on the admin listener.
+//!
+//! Labels are only ever configured names (route, cluster, destination) and status codes, never
+//! anything from a request, so cardinality stays bounded and nothing secret can leak into them.
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// Buckets sized for a gateway: sub-millisecond local answers up to slow upstreams.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    connect_errors: IntCounterVec,
+    upstream_healthy: IntGaugeVec,
+    ready: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new_custom(Some("portcullis".into()), None)?;
+        let requests = IntCounterVec::new(
+            Opts::new("requests_total", "Requests answered, by route, cluster and status code."),
+            &["route", "cluster", "status"],
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "request_duration_seconds",
+                "Time from request start to the end of the response, by route and cluster.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route", "cluster"],
+        )?;
+        let connect_errors = IntCounterVec::new(
+            Opts::new("upstream_connect_errors_total", "Failed connection attempts to a cluster's destinations."),
+            &["cluster"],
+        )?;
+        let upstream_healthy = IntGaugeVec::new(
+            Opts::new("upstream_healthy", "1 when the active health check passes for a destination address, else 0."),
+            &["cluster", "destination", "address"],
+        )?;
+        let ready = IntGauge::new("ready", "1 when the gateway reports ready on /readyz.")?;
+        let build = IntGaugeVec::new(
+            Opts::new("build_info", "Always 1; the version label tells which build runs."),
+            &["version"],
+        )?;
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(connect_errors.clone()))?;
+        registry.register(Box::new(upstream_healthy.clone()))?;
+        registry.register(Box::new(ready.clone()))?;
+        registry.register(Box::new(build))?;
+        Ok(Metrics {
+            registry,
+            requests,
+            latency,
+            connect_errors,
+            upstream_healthy,
+            ready,
+        })
+    }
+
+    /// One finished request. `route`/`cluster` are `"-"` when none matched.
+    pub fn request(&self, route: &str, cluster: &str, status: u16, elapsed: Duration) {
+        self.requests
+            .with_label_values(&[route, cluster, status_label(status)])
+            .inc();
+        self.latency
+            .with_label_values(&[route, cluster])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn connect_error(&self, cluster: &str) {
+        self.connect_errors.with_label_values(&[cluster]).inc();
+    }
+
+    pub fn upstream_health(&self, cluster: &str, destination: &str, address: &str, healthy: bool) {
+        self.upstream_healthy
+            .with_label_values(&[cluster, destination, address])
+            .set(i64::from(healthy));
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.set(i64::from(ready));
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8192);
+        // Encoding into a Vec cannot fail for well-formed families.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}
+
+/// Status codes as label strings, built once, so counting a request allocates nothing.
+fn status_label(status: u16) -> &'static str {
+    static LABELS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let labels = LABELS.get_or_init(|| (0..600).map(|n| n.to_string()).collect());
+    labels.get(usize::from(status)).map_or("other", String::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_requests_with_configured_labels_only() {
+        let m = Metrics::new().unwrap();
+        m.request("/api/", "api", 502, Duration::from_millis(3));
+        m.upstream_health("api", "http://api-1", "10.0.0.1:80", false);
+        let text = String::from_utf8(m.render()).unwrap();
+        assert!(text.contains(r#"portcullis_requests_total{cluster="api",route="/api/",status="502"} 1"#), "{text}");
+        assert!(text.contains(r#"portcullis_upstream_healthy{address="10.0.0.1:80",cluster="api",destination="http://api-1"} 0"#));
+        assert!(text.contains("portcullis_request_duration_seconds_bucket"));
+    }
+}

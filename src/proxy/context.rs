@@ -1,0 +1,46 @@
+//! Per-request state carried from phase to phase.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use pingora::lb::Backend;
+
+use crate::config::Destination;
+use crate::error::GatewayError;
+use crate::upstream::Route;
+
+pub struct RequestCtx {
+    pub started: Instant,
+    /// Propagated from a valid incoming `X-Request-Id`, else generated.
+    pub request_id: String,
+    pub route: Option<Arc<Route>>,
+    /// The destination chosen by `upstream_peer`, for the `Host` header and the access log.
+    pub destination: Option<Arc<Destination>>,
+    /// The address last tried, so a retry after a failed connect goes elsewhere.
+    pub backend: Option<Backend>,
+    pub connect_attempts: u8,
+    /// Set when a phase decided the answer; `fail_to_proxy` renders it.
+    pub error: Option<GatewayError>,
+}
+
+impl RequestCtx {
+    pub fn new() -> Self {
+        RequestCtx {
+            started: Instant::now(),
+            request_id: String::new(),
+            route: None,
+            destination: None,
+            backend: None,
+            connect_attempts: 0,
+            error: None,
+        }
+    }
+
+    pub fn route_name(&self) -> &str {
+        self.route.as_ref().map_or("-", |r| r.name.as_str())
+    }
+
+    pub fn cluster_name(&self) -> &str {
+        self.route.as_ref().map_or("-", |r| r.cluster.name.as_str())
+    }
+}

@@ -1,0 +1,172 @@
+//! The request pipeline: `impl ProxyHttp`, one short delegation per phase, in phase order.
+//!
+//! ```text
+//! early_request_filter   keepalive, request id
+//! request_filter         route (reject ambiguous paths, 404 when nothing matches)
+//! upstream_peer          healthy destination of the route's cluster (503 when none)
+//! fail_to_connect        try another destination
+//! upstream_request_filter  path rewrite, Host, X-Forwarded-*, X-Request-Id
+//! response_filter        strip hop-by-hop headers, X-Request-Id back to the client
+//! fail_to_proxy          problem+json or a page (rescue.rs)
+//! logging                access log and metrics
+//! ```
+
+mod access_log;
+mod context;
+mod forwarded;
+mod rescue;
+mod respond;
+mod response;
+mod route;
+mod upstream;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::modules::http::HttpModules;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session as HttpSession};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorType, Result};
+
+use crate::config::{Cidr, Config};
+use crate::error::GatewayError;
+use crate::metrics::Metrics;
+use crate::upstream::RouteTable;
+
+pub use self::context::RequestCtx;
+pub use self::route::is_ambiguous;
+
+/// Shared state of the proxy service.
+pub struct Gateway {
+    routes: RouteTable,
+    trusted_proxies: Vec<Cidr>,
+    scheme: &'static str,
+    keepalive_secs: u64,
+    access_log: bool,
+    metrics: Arc<Metrics>,
+}
+
+impl Gateway {
+    pub fn new(config: &Config, routes: RouteTable, metrics: Arc<Metrics>) -> Self {
+        Gateway {
+            routes,
+            trusted_proxies: config.server.trusted_proxies.clone(),
+            scheme: if config.server.tls.is_some() { "https" } else { "http" },
+            keepalive_secs: config.pingora.keepalive_timeout.as_secs().max(1),
+            access_log: config.log.access_log,
+            metrics,
+        }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new()
+    }
+
+    /// No downstream modules: Pingora's default adds a (disabled) compression module that
+    /// still costs work on every request.
+    fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
+
+    async fn early_request_filter(&self, session: &mut HttpSession, ctx: &mut RequestCtx) -> Result<()> {
+        // `Some(0)` would mean "forever" to Pingora; `keepalive_secs` is at least 1.
+        session.set_keepalive(Some(self.keepalive_secs));
+        ctx.request_id = forwarded::request_id(session);
+        Ok(())
+    }
+
+    async fn request_filter(&self, session: &mut HttpSession, ctx: &mut RequestCtx) -> Result<bool> {
+        match route::select(session, &self.routes) {
+            Ok(route) => {
+                ctx.route = Some(route);
+                Ok(false)
+            }
+            Err(err) => {
+                respond::error(session, ctx, &err).await?;
+                ctx.error = Some(err);
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(&self, session: &mut HttpSession, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        upstream::peer(session, ctx)
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut HttpSession,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        e: Box<Error>,
+    ) -> Box<Error> {
+        upstream::connect_failed(ctx, &self.metrics, e)
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut HttpSession,
+        req: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        // Runs again on every retry, on a fresh copy of the client's request: idempotent.
+        if let Some(route) = &ctx.route {
+            let original = session
+                .req_header()
+                .uri
+                .path_and_query()
+                .map_or("/", |pq| pq.as_str());
+            if let Some(path) = route.rewrite(original) {
+                match http::Uri::try_from(path) {
+                    Ok(uri) => req.set_uri(uri),
+                    Err(_) => {
+                        ctx.error = Some(GatewayError::BadRewrite);
+                        return Error::e_explain(ErrorType::HTTPStatus(400), "rewritten path is not a URI");
+                    }
+                }
+            }
+            if !route.cluster.config.preserve_host {
+                if let Some(d) = &ctx.destination {
+                    req.insert_header("Host", d.authority.as_str())?;
+                }
+            }
+        }
+        forwarded::Forwarding {
+            trusted_proxies: &self.trusted_proxies,
+            scheme: self.scheme,
+        }
+        .apply(session, req, ctx)
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut HttpSession,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        response::filter(resp, ctx)
+    }
+
+    async fn fail_to_proxy(&self, session: &mut HttpSession, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+        rescue::fail_to_proxy(session, e, ctx).await
+    }
+
+    fn suppress_error_log(&self, _session: &HttpSession, ctx: &RequestCtx, _e: &Error) -> bool {
+        // Expected failures are in the access log already; Pingora's error line would repeat them.
+        ctx.error.as_ref().is_some_and(|e| e.status() < 500 || e.status() == 503)
+    }
+
+    async fn logging(&self, session: &mut HttpSession, e: Option<&Error>, ctx: &mut RequestCtx) {
+        access_log::record(session, e, ctx, &self.metrics, self.access_log);
+    }
+
+    /// Used in Pingora's own error lines: never the query string, which can carry codes.
+    fn request_summary(&self, session: &HttpSession, ctx: &RequestCtx) -> String {
+        let req = session.req_header();
+        format!("{} {} request_id={}", req.method, req.uri.path(), ctx.request_id)
+    }
+}

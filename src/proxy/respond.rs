@@ -1,0 +1,122 @@
+//! Writing a complete response from inside the gateway (errors now, BFF endpoints later).
+//!
+//! Pingora does not run `response_filter` for locally written responses, so the headers every
+//! response needs are set here as well.
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session as HttpSession;
+use pingora::Result;
+
+use crate::error::GatewayError;
+
+use super::context::RequestCtx;
+
+/// Sends `body` with `status` and `content_type`, then ends the response.
+pub async fn send(
+    session: &mut HttpSession,
+    ctx: &RequestCtx,
+    status: u16,
+    content_type: &str,
+    body: Bytes,
+) -> Result<()> {
+    let mut resp = ResponseHeader::build(status, Some(6))?;
+    resp.insert_header("Content-Type", content_type)?;
+    resp.insert_header("Content-Length", body.len())?;
+    resp.insert_header("Cache-Control", "no-store")?;
+    resp.insert_header("X-Content-Type-Options", "nosniff")?;
+    resp.insert_header("X-Request-Id", ctx.request_id.as_str())?;
+    // An unread request body would force Pingora to close the connection after answering.
+    if !session.is_body_done() {
+        let _ = session.drain_request_body().await;
+    }
+    session.write_response_header(Box::new(resp), body.is_empty()).await?;
+    if !body.is_empty() {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(())
+}
+
+/// Whether the caller is a browser navigating (show a page) rather than script (send JSON).
+pub fn wants_html(session: &HttpSession) -> bool {
+    let header = |name| session.req_header().headers.get(name).and_then(|v| v.to_str().ok());
+    match header("sec-fetch-mode") {
+        Some(mode) => mode == "navigate",
+        None => header("accept").is_some_and(|a| a.contains("text/html")),
+    }
+}
+
+/// Renders `err` for this caller and sends it.
+pub async fn error(session: &mut HttpSession, ctx: &RequestCtx, err: &GatewayError) -> Result<()> {
+    let status = err.status();
+    if wants_html(session) {
+        send(session, ctx, status, "text/html; charset=utf-8", html_page(err, &ctx.request_id)).await
+    } else {
+        send(session, ctx, status, "application/problem+json", problem_json(err, &ctx.request_id)).await
+    }
+}
+
+/// RFC 9457 problem details.
+pub fn problem_json(err: &GatewayError, request_id: &str) -> Bytes {
+    let body = serde_json::json!({
+        "type": format!("urn:portcullis:problem:{}", err.slug()),
+        "title": err.title(),
+        "status": err.status(),
+        "detail": err.detail(),
+        "request_id": request_id,
+    });
+    Bytes::from(body.to_string())
+}
+
+fn html_page(err: &GatewayError, request_id: &str) -> Bytes {
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{status} {title}</title>\
+         <meta name=\"viewport\" content=\"width=device-width\"></head>\
+         <body style=\"font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem\">\
+         <h1>{title}</h1><p>{detail}</p><p><a href=\"/\">Back to the start page</a></p>\
+         <p style=\"color:#666;font-size:small\">Request id: {rid}</p></body></html>",
+        status = err.status(),
+        title = escape(err.title()),
+        detail = escape(&err.detail()),
+        rid = escape(request_id),
+    );
+    Bytes::from(page)
+}
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problem_json_names_type_status_and_request_id() {
+        let err = GatewayError::NoHealthyUpstream { cluster: "api".into() };
+        let v: serde_json::Value = serde_json::from_slice(&problem_json(&err, "rid-1")).unwrap();
+        assert_eq!(v["type"], "urn:portcullis:problem:no-healthy-upstream");
+        assert_eq!(v["status"], 503);
+        assert_eq!(v["request_id"], "rid-1");
+        assert!(v["detail"].as_str().unwrap().contains("'api'"));
+    }
+
+    #[test]
+    fn html_escapes_everything_it_echoes() {
+        let page = html_page(&GatewayError::NoRoute, "<script>");
+        let text = std::str::from_utf8(&page).unwrap();
+        assert!(text.contains("&lt;script&gt;"));
+        assert!(!text.contains("<script>"));
+    }
+}

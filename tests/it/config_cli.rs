@@ -1,0 +1,119 @@
+//! `portcullis check` and `--version`: exit codes and the exact problem messages users see.
+
+use std::process::{Command, Output};
+
+use crate::harness::gateway::scratch_dir;
+
+fn check(text: &str, env: &[(&str, &str)]) -> Output {
+    let dir = scratch_dir();
+    let path = dir.join("c.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+    out
+}
+
+const VALID: &str = r#"
+[clusters.spa]
+destinations = ["http://127.0.0.1:3000"]
+[[routes]]
+path = "/"
+cluster = "spa"
+"#;
+
+#[test]
+fn valid_config_exits_0_and_prints_the_effective_config() {
+    let out = check(VALID, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("listen = \"0.0.0.0:8080\""), "{stdout}");
+    assert!(stdout.contains("grace_period = \"10s\""), "{stdout}");
+    // What `check` prints is itself a valid config, so it can be saved and reused.
+    let again = check(&stdout, &[]);
+    assert_eq!(again.status.code(), Some(0), "{}", String::from_utf8_lossy(&again.stderr));
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_key_problem_and_fix() {
+    let text = r#"
+[server]
+listen = "0.0.0.0:8080"
+trusted_proxy = ["10.0.0.0/8"]
+
+[clusters.api]
+destinations = ["http://api:8080"]
+health_check = { path = "/health", interval = "5 minutes" }
+
+[[routes]]
+path = "/api/"
+cluster = "backend"
+"#;
+    let out = check(text, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("3 problem(s) in the configuration"), "{stderr}");
+    assert!(stderr.contains(
+        "server.trusted_proxy: unknown key (did you mean `trusted_proxies`? otherwise remove it)"
+    ), "{stderr}");
+    assert!(stderr.contains(
+        "clusters.api.health_check.interval: \"5 minutes\" has an unknown unit \" minutes\" \
+         (write a number and a unit: \"500ms\", \"30s\", \"20m\", \"12h\" or \"7d\")"
+    ), "{stderr}");
+    assert!(stderr.contains(
+        "routes[0].cluster: no cluster named \"backend\" (use one of: api, or define [clusters.backend])"
+    ), "{stderr}");
+}
+
+#[test]
+fn environment_overrides_keys_and_unknown_variables_are_errors() {
+    let out = check(
+        VALID,
+        &[
+            ("PORTCULLIS__CLUSTERS__SPA__DESTINATIONS", "http://10.0.0.1:80,http://10.0.0.2:80"),
+            ("PORTCULLIS__PINGORA__THREADS", "3"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("\"http://10.0.0.1\""), "{stdout}");
+    assert!(stdout.contains("\"http://10.0.0.2\""), "{stdout}");
+    assert!(stdout.contains("threads = 3"), "{stdout}");
+
+    let out = check(VALID, &[("PORTCULLIS__SERVER__LISTN", "0.0.0.0:1"), ("PORTCULLIS__PINGORA__THREADS", "many")]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains(
+        "server.listn (from PORTCULLIS__SERVER__LISTN): unknown key (did you mean `listen`? otherwise remove it)"
+    ), "{stderr}");
+    assert!(stderr.contains(
+        "pingora.threads (from PORTCULLIS__PINGORA__THREADS): expected a whole number, got \"many\""
+    ), "{stderr}");
+}
+
+#[test]
+fn missing_file_and_bad_toml_exit_2() {
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["check", "--config", "/nonexistent/portcullis.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file"));
+    let out = check("[server\nlisten=", &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not valid TOML"));
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), format!("portcullis {}", env!("CARGO_PKG_VERSION")));
+}

@@ -1,0 +1,126 @@
+//! What the upstream sees: forwarded headers, hop-by-hop stripping, request ids, Host.
+
+use serde_json::Value;
+
+use crate::harness::{client, GatewayConfig, Upstream};
+
+fn header<'a>(echo: &'a Value, name: &str) -> Option<&'a str> {
+    echo["headers"][name][0].as_str()
+}
+
+async fn via(gw: &crate::harness::Gateway, path: &str, headers: &[(&str, &str)]) -> Value {
+    let mut req = client().get(gw.url(path));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let r = req.send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+const SPOOFED: &[(&str, &str)] = &[
+    ("x-forwarded-for", "203.0.113.9"),
+    ("x-forwarded-proto", "https"),
+    ("x-forwarded-host", "evil.example"),
+    ("forwarded", "for=203.0.113.9"),
+];
+
+#[tokio::test]
+async fn forwarded_headers_from_an_untrusted_client_are_replaced() {
+    let api = Upstream::start("api").await;
+    let gw = GatewayConfig::new()
+        .cluster("api", &[api.url()], "")
+        .route("/", "api", "")
+        .start()
+        .await;
+    let echo = via(&gw, "/x", SPOOFED).await;
+    assert_eq!(header(&echo, "x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(header(&echo, "x-forwarded-proto"), Some("http"));
+    assert_eq!(header(&echo, "x-forwarded-host"), Some(format!("127.0.0.1:{}", gw.port).as_str()));
+    assert_eq!(header(&echo, "forwarded"), None);
+}
+
+#[tokio::test]
+async fn forwarded_headers_from_a_trusted_proxy_are_extended() {
+    let api = Upstream::start("api").await;
+    let gw = GatewayConfig::new()
+        .server("trusted_proxies = [\"127.0.0.0/8\"]")
+        .cluster("api", &[api.url()], "")
+        .route("/", "api", "")
+        .start()
+        .await;
+    let echo = via(&gw, "/x", SPOOFED).await;
+    assert_eq!(header(&echo, "x-forwarded-for"), Some("203.0.113.9, 127.0.0.1"));
+    assert_eq!(header(&echo, "x-forwarded-proto"), Some("https"));
+    assert_eq!(header(&echo, "x-forwarded-host"), Some("evil.example"));
+}
+
+#[tokio::test]
+async fn host_is_the_destination_unless_preserved() {
+    let api = Upstream::start("api").await;
+    let gw = GatewayConfig::new()
+        .cluster("api", &[api.url()], "")
+        .cluster("kept", &[api.url()], "preserve_host = true")
+        .route("/", "api", "")
+        .route("/kept/", "kept", "")
+        .start()
+        .await;
+    let echo = via(&gw, "/x", &[]).await;
+    assert_eq!(header(&echo, "host"), Some(api.addr.to_string().as_str()));
+    let echo = via(&gw, "/kept/x", &[("host", "app.example.com")]).await;
+    assert_eq!(header(&echo, "host"), Some("app.example.com"));
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_are_stripped_both_ways() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let api = Upstream::start("api").await;
+    let gw = GatewayConfig::new()
+        .cluster("api", &[api.url()], "")
+        .route("/", "api", "")
+        .start()
+        .await;
+    // reqwest would refuse to send some of these; write the request by hand.
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", gw.port)).await.unwrap();
+    s.write_all(
+        b"GET /echo HTTP/1.1\r\nHost: localhost\r\nConnection: close, x-client-hop\r\n\
+          X-Client-Hop: secret\r\nKeep-Alive: timeout=5\r\nProxy-Authorization: Basic Zm9vOmJhcg==\r\n\
+          TE: trailers\r\nX-End-To-End: kept\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.unwrap();
+    let body = raw.split("\r\n\r\n").nth(1).unwrap();
+    let echo: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("{raw}"));
+    for gone in ["x-client-hop", "keep-alive", "proxy-authorization", "te"] {
+        assert_eq!(header(&echo, gone), None, "{gone} reached the upstream: {echo}");
+    }
+    assert_eq!(header(&echo, "x-end-to-end"), Some("kept"));
+
+    let r = client().get(gw.url("/hop")).send().await.unwrap();
+    assert_eq!(r.headers().get("x-end-to-end").unwrap(), "kept");
+    assert!(r.headers().get("x-upstream-hop").is_none(), "{:?}", r.headers());
+    assert!(r.headers().get("keep-alive").is_none(), "{:?}", r.headers());
+}
+
+#[tokio::test]
+async fn request_ids_are_propagated_or_generated() {
+    let api = Upstream::start("api").await;
+    let gw = GatewayConfig::new()
+        .cluster("api", &[api.url()], "")
+        .route("/", "api", "")
+        .start()
+        .await;
+    let r = client().get(gw.url("/x")).header("x-request-id", "trace-123").send().await.unwrap();
+    assert_eq!(r.headers()["x-request-id"], "trace-123");
+    let echo: Value = r.json().await.unwrap();
+    assert_eq!(header(&echo, "x-request-id"), Some("trace-123"));
+
+    let r = client().get(gw.url("/x")).header("x-request-id", "bad id <x>").send().await.unwrap();
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(id.len(), 32);
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+    let echo: Value = r.json().await.unwrap();
+    assert_eq!(header(&echo, "x-request-id"), Some(id.as_str()));
+}

@@ -1,0 +1,14 @@
+//! Integration tests: the real `portcullis` binary in front of real HTTP servers on 127.0.0.1.
+//!
+//! One binary, one file per feature; `harness/` starts every process and stops it by its PID.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod harness;
+
+mod admin;
+mod config_cli;
+mod failures;
+mod forwarding;
+mod routing;
+mod shutdown;
+mod streaming;
