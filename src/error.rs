@@ -31,7 +31,9 @@ impl GatewayError {
     pub fn status(&self) -> u16 {
         match self {
             GatewayError::NoRoute => 404,
-            GatewayError::AmbiguousPath | GatewayError::BadRewrite | GatewayError::BadRequest => 400,
+            GatewayError::AmbiguousPath | GatewayError::BadRewrite | GatewayError::BadRequest => {
+                400
+            }
             GatewayError::NoHealthyUpstream { .. } => 503,
             GatewayError::UpstreamUnreachable { .. } | GatewayError::UpstreamBroken { .. } => 502,
             GatewayError::UpstreamTimeout { .. } => 504,
@@ -60,7 +62,9 @@ impl GatewayError {
             GatewayError::AmbiguousPath => "Ambiguous path",
             GatewayError::BadRewrite => "Bad request path",
             GatewayError::NoHealthyUpstream { .. } => "Service unavailable",
-            GatewayError::UpstreamUnreachable { .. } | GatewayError::UpstreamBroken { .. } => "Bad gateway",
+            GatewayError::UpstreamUnreachable { .. } | GatewayError::UpstreamBroken { .. } => {
+                "Bad gateway"
+            }
             GatewayError::UpstreamTimeout { .. } => "Gateway timeout",
             GatewayError::BadRequest => "Bad request",
             GatewayError::Internal => "Internal error",
@@ -72,7 +76,8 @@ impl GatewayError {
         match self {
             GatewayError::NoRoute => "No route matches this path.".into(),
             GatewayError::AmbiguousPath => {
-                "The path contains dot-segments or encoded separators; send the normalised path.".into()
+                "The path contains dot-segments or encoded separators; send the normalised path."
+                    .into()
             }
             GatewayError::BadRewrite => "The path cannot be forwarded after rewriting.".into(),
             GatewayError::NoHealthyUpstream { cluster } => {

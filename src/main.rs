@@ -9,7 +9,11 @@ use portcullis::app::{self, RunOptions};
 use portcullis::config::{self, ConfigError, ProcessEnv};
 
 #[derive(Parser)]
-#[command(name = "portcullis", version, about = "Backend-for-Frontend security gateway")]
+#[command(
+    name = "portcullis",
+    version,
+    about = "Backend-for-Frontend security gateway"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

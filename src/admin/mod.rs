@@ -26,7 +26,11 @@ impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let req = session.req_header();
         if req.method != Method::GET && req.method != Method::HEAD {
-            return reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", b"use GET\n".to_vec());
+            return reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain",
+                b"use GET\n".to_vec(),
+            );
         }
         match req.uri.path() {
             "/healthz" => reply(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
@@ -57,8 +61,12 @@ fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<
     if let Ok(v) = content_type.parse() {
         headers.insert(http::header::CONTENT_TYPE, v);
     }
-    headers.insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
     let len = resp.body().len();
-    resp.headers_mut().insert(http::header::CONTENT_LENGTH, len.into());
+    resp.headers_mut()
+        .insert(http::header::CONTENT_LENGTH, len.into());
     resp
 }

@@ -113,7 +113,9 @@ mod tests {
         r.register(Arc::new(Down));
         let report = r.report();
         assert!(!report.ready);
-        assert!(String::from_utf8(report.to_json()).unwrap().contains("redis unreachable"));
+        assert!(String::from_utf8(report.to_json())
+            .unwrap()
+            .contains("redis unreachable"));
         let r = Readiness::default();
         r.set_draining();
         assert!(!r.report().ready);

@@ -27,7 +27,12 @@ pub fn parse(s: &str) -> Result<Duration, String> {
 /// The shortest exact spelling, so `check` prints what a user would write.
 pub fn format(d: Duration) -> String {
     let ms = d.as_millis();
-    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
         if ms >= size && ms % size == 0 {
             return format!("{}{unit}", ms / size);
         }
@@ -41,7 +46,13 @@ mod tests {
 
     #[test]
     fn parses_every_unit_and_round_trips() {
-        for (text, ms) in [("500ms", 500), ("30s", 30_000), ("20m", 1_200_000), ("12h", 43_200_000), ("7d", 604_800_000)] {
+        for (text, ms) in [
+            ("500ms", 500),
+            ("30s", 30_000),
+            ("20m", 1_200_000),
+            ("12h", 43_200_000),
+            ("7d", 604_800_000),
+        ] {
             let d = parse(text).unwrap();
             assert_eq!(d.as_millis(), ms);
             assert_eq!(format(d), text);
@@ -52,7 +63,10 @@ mod tests {
     #[test]
     fn rejects_missing_or_unknown_units() {
         assert_eq!(parse("30").unwrap_err(), "\"30\" has no unit");
-        assert_eq!(parse("5 minutes").unwrap_err(), "\"5 minutes\" has an unknown unit \" minutes\"");
+        assert_eq!(
+            parse("5 minutes").unwrap_err(),
+            "\"5 minutes\" has an unknown unit \" minutes\""
+        );
         assert!(parse("s").is_err());
     }
 }

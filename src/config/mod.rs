@@ -41,10 +41,12 @@ pub fn load(path: &Path, env: &dyn Environment) -> Result<Config, ConfigError> {
 
 /// Parses configuration text (the file's content) and validates it with `env` overlaid.
 pub fn from_str(text: &str, env: &dyn Environment) -> Result<Config, ConfigError> {
-    let mut root: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
-        path: PathBuf::new(),
-        message: e.to_string(),
-    })?;
+    let mut root: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigError::Syntax {
+            path: PathBuf::new(),
+            message: e.to_string(),
+        })?;
     validate::validate(&mut root, env).map_err(ConfigError::Invalid)
 }
 
@@ -133,7 +135,10 @@ impl Config {
 pub struct ServerConfig {
     #[serde(serialize_with = "ser_display")]
     pub listen: SocketAddr,
-    #[serde(serialize_with = "ser_opt_display", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        serialize_with = "ser_opt_display",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub public_origin: Option<Origin>,
     #[serde(serialize_with = "ser_display_list")]
     pub trusted_proxies: Vec<Cidr>,
@@ -247,3 +252,59 @@ pub struct RouteConfig {
     pub rewrite_prefix: Option<String>,
 }
 
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeSet, HashMap};
+
+    /// Every key path present in a TOML tree, in the validator's schema form.
+    fn present_keys(table: &toml::Table, prefix: &str, out: &mut BTreeSet<String>) {
+        for (k, v) in table {
+            let name = if prefix == "clusters" { "<name>" } else { k.as_str() };
+            let path = if prefix.is_empty() {
+                name.to_string()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            out.insert(path.clone());
+            match v {
+                toml::Value::Table(t) => present_keys(t, &path, out),
+                toml::Value::Array(items) => {
+                    for item in items {
+                        if let toml::Value::Table(t) = item {
+                            present_keys(t, &format!("{path}[]"), out);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn repo_file(path: &str) -> String {
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// The example config sets every key, and docs/configuration.md names every key: a new key
+    /// cannot land undocumented.
+    #[test]
+    fn example_config_and_reference_docs_cover_every_key() {
+        let text = repo_file("conf/portcullis.example.toml");
+        let mut root: toml::Table = text.parse().unwrap();
+        let mut present = BTreeSet::new();
+        present_keys(&root, "", &mut present);
+        let (result, known) = super::validate::validate_and_list_keys(&mut root, &HashMap::new());
+        if let Err(issues) = result {
+            panic!("example config is invalid: {issues:#?}");
+        }
+        let missing: Vec<_> = known.difference(&present).collect();
+        assert!(missing.is_empty(), "keys missing from conf/portcullis.example.toml: {missing:?}");
+
+        let docs = repo_file("docs/configuration.md");
+        let undocumented: Vec<_> = known
+            .iter()
+            .filter(|k| !docs.contains(&format!("`{k}`")))
+            .collect();
+        assert!(undocumented.is_empty(), "keys missing from docs/configuration.md: {undocumented:?}");
+    }
+}

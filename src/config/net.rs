@@ -39,11 +39,15 @@ impl Cidr {
         };
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -86,7 +90,9 @@ fn parse_host_port(s: &str) -> Result<HostPort, String> {
             .split_once(']')
             .ok_or_else(|| format!("{s:?} has an unclosed IPv6 bracket"))?;
         let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().map_err(|_| format!("{s:?} has an invalid port"))?,
+            Some(p) => p
+                .parse()
+                .map_err(|_| format!("{s:?} has an invalid port"))?,
             None if after.is_empty() => default_port,
             None => return Err(format!("{s:?} has junk after the IPv6 address")),
         };
@@ -95,7 +101,8 @@ fn parse_host_port(s: &str) -> Result<HostPort, String> {
         match rest.rsplit_once(':') {
             Some((h, p)) => (
                 h.to_string(),
-                p.parse().map_err(|_| format!("{s:?} has an invalid port"))?,
+                p.parse()
+                    .map_err(|_| format!("{s:?} has an invalid port"))?,
             ),
             None => (rest.to_string(), default_port),
         }
@@ -206,7 +213,9 @@ mod tests {
         assert!(net.contains("10.1.2.3".parse().unwrap()));
         assert!(net.contains("::ffff:10.1.2.3".parse().unwrap()));
         assert!(!net.contains("11.0.0.1".parse().unwrap()));
-        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
         assert!(Cidr::parse("::1").unwrap().contains("::1".parse().unwrap()));
         assert!(Cidr::parse("10.0.0.0/33").is_err());
         assert!(Cidr::parse("ten").is_err());
@@ -215,7 +224,10 @@ mod tests {
     #[test]
     fn destinations_parse_ports_and_reject_paths_and_credentials() {
         let d = Destination::parse("https://API.internal").unwrap();
-        assert_eq!((d.tls, d.port, d.authority.as_str()), (true, 443, "api.internal"));
+        assert_eq!(
+            (d.tls, d.port, d.authority.as_str()),
+            (true, 443, "api.internal")
+        );
         let d = Destination::parse("http://127.0.0.1:8081/").unwrap();
         assert_eq!((d.port, d.authority.as_str()), (8081, "127.0.0.1:8081"));
         let d = Destination::parse("http://[::1]:9000").unwrap();
@@ -228,7 +240,15 @@ mod tests {
 
     #[test]
     fn origin_omits_default_port() {
-        assert_eq!(Origin::parse("https://App.example.com:443").unwrap().as_str(), "https://app.example.com");
-        assert_eq!(Origin::parse("http://localhost:8080").unwrap().as_str(), "http://localhost:8080");
+        assert_eq!(
+            Origin::parse("https://App.example.com:443")
+                .unwrap()
+                .as_str(),
+            "https://app.example.com"
+        );
+        assert_eq!(
+            Origin::parse("http://localhost:8080").unwrap().as_str(),
+            "http://localhost:8080"
+        );
     }
 }

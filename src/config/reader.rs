@@ -42,6 +42,9 @@ impl fmt::Display for Issue {
 pub struct Reader<'t> {
     origins: &'t EnvOrigins,
     issues: RefCell<Vec<Issue>>,
+    /// Every key asked for, in schema form (`clusters.<name>.destinations`, `routes[].path`):
+    /// the reference the docs and the example config are checked against.
+    asked: RefCell<std::collections::BTreeSet<String>>,
 }
 
 impl<'t> Reader<'t> {
@@ -49,6 +52,7 @@ impl<'t> Reader<'t> {
         Reader {
             origins,
             issues: RefCell::new(Vec::new()),
+            asked: RefCell::new(Default::default()),
         }
     }
 
@@ -56,6 +60,7 @@ impl<'t> Reader<'t> {
         Section {
             reader: self,
             path: String::new(),
+            schema: String::new(),
             table: Some(table),
             known: RefCell::new(Vec::new()),
         }
@@ -74,12 +79,17 @@ impl<'t> Reader<'t> {
     pub fn into_issues(self) -> Vec<Issue> {
         self.issues.into_inner()
     }
+
+    pub fn asked(&self) -> std::collections::BTreeSet<String> {
+        self.asked.borrow().clone()
+    }
 }
 
 /// A view of one table. Dropping it reports the keys nobody asked for.
 pub struct Section<'r, 't> {
     reader: &'r Reader<'t>,
     path: String,
+    schema: String,
     table: Option<&'r Table>,
     known: RefCell<Vec<&'static str>>,
 }
@@ -98,8 +108,26 @@ impl<'r, 't> Section<'r, 't> {
         self.table.is_some()
     }
 
-    pub fn has(&self, key: &'static str) -> bool {
+    fn note(&self, key: &'static str) {
         self.known.borrow_mut().push(key);
+        let schema = if self.schema.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.schema)
+        };
+        self.reader.asked.borrow_mut().insert(schema);
+    }
+
+    fn child_schema(&self, key: &str) -> String {
+        if self.schema.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.schema)
+        }
+    }
+
+    pub fn has(&self, key: &'static str) -> bool {
+        self.note(key);
         self.table.is_some_and(|t| t.contains_key(key))
     }
 
@@ -108,11 +136,11 @@ impl<'r, 't> Section<'r, 't> {
     }
 
     fn raw(&self, key: &'static str) -> Option<&'r Value> {
-        self.known.borrow_mut().push(key);
+        self.note(key);
         self.table.and_then(|t| t.get(key))
     }
 
-    fn from_env(&self, key: &str) -> bool {
+    fn set_by_env(&self, key: &str) -> bool {
         self.reader.origins.contains_key(&self.key_path(key))
     }
 
@@ -154,11 +182,15 @@ impl<'r, 't> Section<'r, 't> {
     pub fn bool(&self, key: &'static str) -> Option<bool> {
         match self.raw(key)? {
             Value::Boolean(b) => Some(*b),
-            Value::String(s) if self.from_env(key) => match s.to_ascii_lowercase().as_str() {
+            Value::String(s) if self.set_by_env(key) => match s.to_ascii_lowercase().as_str() {
                 "true" | "1" | "yes" | "on" => Some(true),
                 "false" | "0" | "no" | "off" => Some(false),
                 _ => {
-                    self.issue(key, format!("expected true or false, got {s:?}"), "set the variable to true or false");
+                    self.issue(
+                        key,
+                        format!("expected true or false, got {s:?}"),
+                        "set the variable to true or false",
+                    );
                     None
                 }
             },
@@ -173,10 +205,14 @@ impl<'r, 't> Section<'r, 't> {
     pub fn integer(&self, key: &'static str, min: i64, max: i64) -> Option<i64> {
         let n = match self.raw(key)? {
             Value::Integer(n) => *n,
-            Value::String(s) if self.from_env(key) => match s.trim().parse::<i64>() {
+            Value::String(s) if self.set_by_env(key) => match s.trim().parse::<i64>() {
                 Ok(n) => n,
                 Err(_) => {
-                    self.issue(key, format!("expected a whole number, got {s:?}"), format!("set the variable to a number between {min} and {max}"));
+                    self.issue(
+                        key,
+                        format!("expected a whole number, got {s:?}"),
+                        format!("set the variable to a number between {min} and {max}"),
+                    );
                     return None;
                 }
             },
@@ -186,7 +222,11 @@ impl<'r, 't> Section<'r, 't> {
             }
         };
         if n < min || n > max {
-            self.issue(key, format!("{n} is out of range"), format!("use a number between {min} and {max}"));
+            self.issue(
+                key,
+                format!("{n} is out of range"),
+                format!("use a number between {min} and {max}"),
+            );
             return None;
         }
         Some(n)
@@ -194,13 +234,15 @@ impl<'r, 't> Section<'r, 't> {
 
     pub fn duration(&self, key: &'static str) -> Option<Duration> {
         match self.raw(key)? {
-            Value::String(s) => match duration::parse(s) {
-                Ok(d) => Some(d),
-                Err(problem) => {
-                    self.issue(key, problem, "write a number and a unit: \"500ms\", \"30s\", \"20m\", \"12h\" or \"7d\"");
-                    None
+            Value::String(s) => {
+                match duration::parse(s) {
+                    Ok(d) => Some(d),
+                    Err(problem) => {
+                        self.issue(key, problem, "write a number and a unit: \"500ms\", \"30s\", \"20m\", \"12h\" or \"7d\"");
+                        None
+                    }
                 }
-            },
+            }
             other => {
                 self.wrong_type(key, "a duration string", other, "\"30s\"");
                 None
@@ -228,7 +270,7 @@ impl<'r, 't> Section<'r, 't> {
                 }
                 Some(out)
             }
-            Value::String(s) if self.from_env(key) => Some(
+            Value::String(s) if self.set_by_env(key) => Some(
                 s.split(',')
                     .map(str::trim)
                     .filter(|s| !s.is_empty())
@@ -250,14 +292,22 @@ impl<'r, 't> Section<'r, 't> {
         let file = self.string(file_key);
         match (inline, file) {
             (Some(_), Some(_)) => {
-                self.issue(key, format!("both `{key}` and `{file_key}` are set"), format!("keep one of them"));
+                self.issue(
+                    key,
+                    format!("both `{key}` and `{file_key}` are set"),
+                    "keep one of them",
+                );
                 None
             }
             (Some(v), None) => Some(Secret::new(v)),
             (None, Some(path)) => match std::fs::read_to_string(&path) {
                 Ok(v) => Some(Secret::new(v.trim_end_matches(['\r', '\n']).to_string())),
                 Err(e) => {
-                    self.issue(file_key, format!("cannot read {path:?}: {e}"), "point it at a readable file holding the secret");
+                    self.issue(
+                        file_key,
+                        format!("cannot read {path:?}: {e}"),
+                        "point it at a readable file holding the secret",
+                    );
                     None
                 }
             },
@@ -278,6 +328,7 @@ impl<'r, 't> Section<'r, 't> {
         Section {
             reader: self.reader,
             path: self.key_path(key),
+            schema: self.child_schema(key),
             table,
             known: RefCell::new(Vec::new()),
         }
@@ -298,6 +349,7 @@ impl<'r, 't> Section<'r, 't> {
                     Section {
                         reader: self.reader,
                         path,
+                        schema: format!("{}.<name>", parent.schema),
                         table: Some(t),
                         known: RefCell::new(Vec::new()),
                     },
@@ -326,6 +378,7 @@ impl<'r, 't> Section<'r, 't> {
                         Value::Table(t) => Some(Section {
                             reader: self.reader,
                             path,
+                            schema: format!("{}[]", self.child_schema(key)),
                             table: Some(t),
                             known: RefCell::new(Vec::new()),
                         }),
@@ -341,7 +394,12 @@ impl<'r, 't> Section<'r, 't> {
                 })
                 .collect(),
             Some(other) => {
-                self.wrong_type(key, "a list of tables", other, &format!("[[{key}]] sections"));
+                self.wrong_type(
+                    key,
+                    "a list of tables",
+                    other,
+                    &format!("[[{key}]] sections"),
+                );
                 Vec::new()
             }
             None => Vec::new(),
@@ -412,7 +470,11 @@ mod tests {
             assert_eq!(root.string("listen"), None);
             let _inner = root.section("inner");
         }
-        let issues: Vec<String> = reader.into_issues().iter().map(ToString::to_string).collect();
+        let issues: Vec<String> = reader
+            .into_issues()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         assert_eq!(
             issues,
             vec![

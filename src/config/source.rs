@@ -159,10 +159,14 @@ mod tests {
 
     #[test]
     fn overlays_nested_keys_case_insensitively_keeping_file_spelling() {
-        let mut root: Table = toml::from_str("[clusters.SPA]\ndestinations = ['http://a:1']").unwrap();
+        let mut root: Table =
+            toml::from_str("[clusters.SPA]\ndestinations = ['http://a:1']").unwrap();
         let (origins, issues) = overlay(
             &mut root,
-            &env(&[("portcullis__clusters__spa__destinations", "http://b:2,http://c:3")]),
+            &env(&[(
+                "portcullis__clusters__spa__destinations",
+                "http://b:2,http://c:3",
+            )]),
         );
         assert!(issues.is_empty());
         assert_eq!(

@@ -2,7 +2,7 @@
 //!
 //! Pure apart from reading `*_file` secrets: no sockets are bound and no names are resolved.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -13,6 +13,15 @@ use super::source::{overlay, Environment};
 use super::*;
 
 pub fn validate(root: &mut Table, env: &dyn Environment) -> Result<Config, Vec<Issue>> {
+    validate_and_list_keys(root, env).0
+}
+
+/// Also returns every key the validator knows, in schema form (`routes[].path`); tests check
+/// the docs and the example config against it.
+pub fn validate_and_list_keys(
+    root: &mut Table,
+    env: &dyn Environment,
+) -> (Result<Config, Vec<Issue>>, BTreeSet<String>) {
     let (origins, overlay_issues) = overlay(root, env);
     let reader = Reader::new(&origins);
     for issue in overlay_issues {
@@ -41,8 +50,9 @@ pub fn validate(root: &mut Table, env: &dyn Environment) -> Result<Config, Vec<I
         }
         (server, admin, log, pingora, clusters, routes)
     };
+    let keys = reader.asked();
     let issues = reader.into_issues();
-    match config {
+    let result = match config {
         (Some(server), Some(admin), Some(log), Some(pingora), clusters, routes)
             if issues.is_empty() =>
         {
@@ -56,14 +66,19 @@ pub fn validate(root: &mut Table, env: &dyn Environment) -> Result<Config, Vec<I
             })
         }
         _ => Err(issues),
-    }
+    };
+    (result, keys)
 }
 
 fn socket_addr(s: &Section<'_, '_>, key: &'static str, default: &str) -> Option<SocketAddr> {
-    s.parsed(key, "write an address and port such as \"0.0.0.0:8080\" or \"[::]:8080\"", |v| {
-        v.parse::<SocketAddr>()
-            .map_err(|_| format!("{v:?} is not an address:port"))
-    })
+    s.parsed(
+        key,
+        "write an address and port such as \"0.0.0.0:8080\" or \"[::]:8080\"",
+        |v| {
+            v.parse::<SocketAddr>()
+                .map_err(|_| format!("{v:?} is not an address:port"))
+        },
+    )
     .or_else(|| (!s.has(key)).then(|| default.parse().ok()).flatten())
 }
 
@@ -75,7 +90,12 @@ fn server(s: &Section<'_, '_>) -> Option<ServerConfig> {
         Origin::parse,
     );
     let mut trusted_proxies = Vec::new();
-    for (i, entry) in s.strings("trusted_proxies").unwrap_or_default().iter().enumerate() {
+    for (i, entry) in s
+        .strings("trusted_proxies")
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         match Cidr::parse(entry) {
             Ok(c) => trusted_proxies.push(c),
             Err(problem) => s.issue(
@@ -90,7 +110,11 @@ fn server(s: &Section<'_, '_>) -> Option<ServerConfig> {
         let cert = tls_section.string("cert_file");
         let key = tls_section.string("key_file");
         if cert.is_none() {
-            tls_section.issue("cert_file", "missing", "set the path of the PEM certificate chain");
+            tls_section.issue(
+                "cert_file",
+                "missing",
+                "set the path of the PEM certificate chain",
+            );
         }
         if key.is_none() {
             tls_section.issue("key_file", "missing", "set the path of the PEM private key");
@@ -126,7 +150,16 @@ fn log(s: &Section<'_, '_>) -> Option<LogConfig> {
         .unwrap_or(LogFormat::Text);
     Some(LogConfig {
         format,
-        level: s.string("level").unwrap_or_else(|| "info".into()),
+        level: s
+            .parsed(
+                "level",
+                "use error, warn, info, debug or trace, or a filter such as \"info,portcullis=debug\"",
+                |v| match tracing_subscriber::EnvFilter::try_new(v) {
+                    Ok(_) => Ok(v.to_string()),
+                    Err(e) => Err(format!("{v:?} is not a log filter: {e}")),
+                },
+            )
+            .unwrap_or_else(|| "info".into()),
         access_log: s.bool("access_log").unwrap_or(true),
     })
 }
@@ -141,12 +174,16 @@ fn pingora(s: &Section<'_, '_>) -> Option<PingoraConfig> {
     Some(PingoraConfig {
         threads: count("threads", 1, 1024, cores),
         work_stealing: s.bool("work_stealing").unwrap_or(true),
-        grace_period: s.duration("grace_period").unwrap_or(Duration::from_secs(10)),
+        grace_period: s
+            .duration("grace_period")
+            .unwrap_or(Duration::from_secs(10)),
         graceful_shutdown_timeout: s
             .duration("graceful_shutdown_timeout")
             .unwrap_or(Duration::from_secs(5)),
         upstream_keepalive_pool_size: count("upstream_keepalive_pool_size", 1, 1_000_000, 1024),
-        keepalive_timeout: s.duration("keepalive_timeout").unwrap_or(Duration::from_secs(60)),
+        keepalive_timeout: s
+            .duration("keepalive_timeout")
+            .unwrap_or(Duration::from_secs(60)),
         keepalive_request_limit: s
             .integer("keepalive_request_limit", 1, i64::from(u32::MAX))
             .and_then(|n| u32::try_from(n).ok())
@@ -155,7 +192,9 @@ fn pingora(s: &Section<'_, '_>) -> Option<PingoraConfig> {
         upgrade_sock: s
             .string("upgrade_sock")
             .unwrap_or_else(|| "/tmp/portcullis_upgrade.sock".into()),
-        pid_file: s.string("pid_file").unwrap_or_else(|| "/tmp/portcullis.pid".into()),
+        pid_file: s
+            .string("pid_file")
+            .unwrap_or_else(|| "/tmp/portcullis.pid".into()),
     })
 }
 
@@ -245,7 +284,11 @@ fn health_check(h: &Section<'_, '_>) -> Option<HealthCheckConfig> {
     });
     let kind = match (kind, &path) {
         (Some(HealthCheckKind::Tcp), Some(_)) => {
-            h.issue("path", "a tcp health check has no path", "remove path, or set type = \"http\"");
+            h.issue(
+                "path",
+                "a tcp health check has no path",
+                "remove path, or set type = \"http\"",
+            );
             return None;
         }
         (Some(k), _) => k,
@@ -295,7 +338,11 @@ fn routes(top: &Section<'_, '_>, clusters: &[String]) -> Vec<RouteConfig> {
             }
         });
         if path.is_none() && !r.has("path") {
-            r.issue("path", "missing", "set the path prefix this route matches, e.g. \"/api/\"");
+            r.issue(
+                "path",
+                "missing",
+                "set the path prefix this route matches, e.g. \"/api/\"",
+            );
         }
         let host = r.string("host").map(|h| h.to_ascii_lowercase());
         let cluster = r.string("cluster");
@@ -309,7 +356,10 @@ fn routes(top: &Section<'_, '_>, clusters: &[String]) -> Vec<RouteConfig> {
                 r.issue(
                     "cluster",
                     format!("no cluster named {name:?}"),
-                    format!("use one of: {}, or define [clusters.{name}]", clusters.join(", ")),
+                    format!(
+                        "use one of: {}, or define [clusters.{name}]",
+                        clusters.join(", ")
+                    ),
                 );
             }
             _ => {}
@@ -337,7 +387,10 @@ fn routes(top: &Section<'_, '_>, clusters: &[String]) -> Vec<RouteConfig> {
         if let Some(dup) = out.iter().find(|o| o.path == path && o.host == host) {
             r.issue(
                 "path",
-                format!("route {:?} already matches {path:?} for the same host", dup.name),
+                format!(
+                    "route {:?} already matches {path:?} for the same host",
+                    dup.name
+                ),
                 "remove one of the two routes",
             );
             continue;
@@ -347,7 +400,11 @@ fn routes(top: &Section<'_, '_>, clusters: &[String]) -> Vec<RouteConfig> {
             None => path.clone(),
         });
         if out.iter().any(|o| o.name == name) {
-            r.issue("name", format!("{name:?} is used by another route"), "give every route its own name");
+            r.issue(
+                "name",
+                format!("{name:?} is used by another route"),
+                "give every route its own name",
+            );
             continue;
         }
         out.push(RouteConfig {
@@ -360,4 +417,3 @@ fn routes(top: &Section<'_, '_>, clusters: &[String]) -> Vec<RouteConfig> {
     }
     out
 }
-

@@ -28,7 +28,10 @@ impl Metrics {
     pub fn new() -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new_custom(Some("portcullis".into()), None)?;
         let requests = IntCounterVec::new(
-            Opts::new("requests_total", "Requests answered, by route, cluster and status code."),
+            Opts::new(
+                "requests_total",
+                "Requests answered, by route, cluster and status code.",
+            ),
             &["route", "cluster", "status"],
         )?;
         let latency = HistogramVec::new(
@@ -40,16 +43,25 @@ impl Metrics {
             &["route", "cluster"],
         )?;
         let connect_errors = IntCounterVec::new(
-            Opts::new("upstream_connect_errors_total", "Failed connection attempts to a cluster's destinations."),
+            Opts::new(
+                "upstream_connect_errors_total",
+                "Failed connection attempts to a cluster's destinations.",
+            ),
             &["cluster"],
         )?;
         let upstream_healthy = IntGaugeVec::new(
-            Opts::new("upstream_healthy", "1 when the active health check passes for a destination address, else 0."),
+            Opts::new(
+                "upstream_healthy",
+                "1 when the active health check passes for a destination address, else 0.",
+            ),
             &["cluster", "destination", "address"],
         )?;
         let ready = IntGauge::new("ready", "1 when the gateway reports ready on /readyz.")?;
         let build = IntGaugeVec::new(
-            Opts::new("build_info", "Always 1; the version label tells which build runs."),
+            Opts::new(
+                "build_info",
+                "Always 1; the version label tells which build runs.",
+            ),
             &["version"],
         )?;
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
@@ -106,7 +118,9 @@ impl Metrics {
 fn status_label(status: u16) -> &'static str {
     static LABELS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let labels = LABELS.get_or_init(|| (0..600).map(|n| n.to_string()).collect());
-    labels.get(usize::from(status)).map_or("other", String::as_str)
+    labels
+        .get(usize::from(status))
+        .map_or("other", String::as_str)
 }
 
 #[cfg(test)]
@@ -119,7 +133,12 @@ mod tests {
         m.request("/api/", "api", 502, Duration::from_millis(3));
         m.upstream_health("api", "http://api-1", "10.0.0.1:80", false);
         let text = String::from_utf8(m.render()).unwrap();
-        assert!(text.contains(r#"portcullis_requests_total{cluster="api",route="/api/",status="502"} 1"#), "{text}");
+        assert!(
+            text.contains(
+                r#"portcullis_requests_total{cluster="api",route="/api/",status="502"} 1"#
+            ),
+            "{text}"
+        );
         assert!(text.contains(r#"portcullis_upstream_healthy{address="10.0.0.1:80",cluster="api",destination="http://api-1"} 0"#));
         assert!(text.contains("portcullis_request_duration_seconds_bucket"));
     }

@@ -9,7 +9,13 @@ use crate::metrics::Metrics;
 
 use super::context::RequestCtx;
 
-pub fn record(session: &HttpSession, e: Option<&Error>, ctx: &RequestCtx, metrics: &Metrics, log: bool) {
+pub fn record(
+    session: &HttpSession,
+    e: Option<&Error>,
+    ctx: &RequestCtx,
+    metrics: &Metrics,
+    log: bool,
+) {
     let elapsed = ctx.started.elapsed();
     let status = session
         .response_written()

@@ -23,8 +23,8 @@ pub struct RequestCtx {
     pub error: Option<GatewayError>,
 }
 
-impl RequestCtx {
-    pub fn new() -> Self {
+impl Default for RequestCtx {
+    fn default() -> Self {
         RequestCtx {
             started: Instant::now(),
             request_id: String::new(),
@@ -35,7 +35,9 @@ impl RequestCtx {
             error: None,
         }
     }
+}
 
+impl RequestCtx {
     pub fn route_name(&self) -> &str {
         self.route.as_ref().map_or("-", |r| r.name.as_str())
     }

@@ -22,7 +22,12 @@ pub struct Forwarding<'a> {
 }
 
 impl Forwarding<'_> {
-    pub fn apply(&self, session: &HttpSession, req: &mut RequestHeader, ctx: &RequestCtx) -> Result<()> {
+    pub fn apply(
+        &self,
+        session: &HttpSession,
+        req: &mut RequestHeader,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
         let client_ip = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -99,8 +104,7 @@ pub fn request_id(session: &HttpSession) -> String {
 
 fn is_plain_id(v: &str) -> bool {
     (1..=128).contains(&v.len())
-        && v
-            .bytes()
+        && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 

@@ -52,7 +52,11 @@ impl Gateway {
         Gateway {
             routes,
             trusted_proxies: config.server.trusted_proxies.clone(),
-            scheme: if config.server.tls.is_some() { "https" } else { "http" },
+            scheme: if config.server.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            },
             keepalive_secs: config.pingora.keepalive_timeout.as_secs().max(1),
             access_log: config.log.access_log,
             metrics,
@@ -65,21 +69,29 @@ impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::new()
+        RequestCtx::default()
     }
 
     /// No downstream modules: Pingora's default adds a (disabled) compression module that
     /// still costs work on every request.
     fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
 
-    async fn early_request_filter(&self, session: &mut HttpSession, ctx: &mut RequestCtx) -> Result<()> {
+    async fn early_request_filter(
+        &self,
+        session: &mut HttpSession,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
         // `Some(0)` would mean "forever" to Pingora; `keepalive_secs` is at least 1.
         session.set_keepalive(Some(self.keepalive_secs));
         ctx.request_id = forwarded::request_id(session);
         Ok(())
     }
 
-    async fn request_filter(&self, session: &mut HttpSession, ctx: &mut RequestCtx) -> Result<bool> {
+    async fn request_filter(
+        &self,
+        session: &mut HttpSession,
+        ctx: &mut RequestCtx,
+    ) -> Result<bool> {
         match route::select(session, &self.routes) {
             Ok(route) => {
                 ctx.route = Some(route);
@@ -93,7 +105,11 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    async fn upstream_peer(&self, session: &mut HttpSession, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        session: &mut HttpSession,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
         upstream::peer(session, ctx)
     }
 
@@ -125,7 +141,10 @@ impl ProxyHttp for Gateway {
                     Ok(uri) => req.set_uri(uri),
                     Err(_) => {
                         ctx.error = Some(GatewayError::BadRewrite);
-                        return Error::e_explain(ErrorType::HTTPStatus(400), "rewritten path is not a URI");
+                        return Error::e_explain(
+                            ErrorType::HTTPStatus(400),
+                            "rewritten path is not a URI",
+                        );
                     }
                 }
             }
@@ -151,13 +170,20 @@ impl ProxyHttp for Gateway {
         response::filter(resp, ctx)
     }
 
-    async fn fail_to_proxy(&self, session: &mut HttpSession, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut HttpSession,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
         rescue::fail_to_proxy(session, e, ctx).await
     }
 
     fn suppress_error_log(&self, _session: &HttpSession, ctx: &RequestCtx, _e: &Error) -> bool {
         // Expected failures are in the access log already; Pingora's error line would repeat them.
-        ctx.error.as_ref().is_some_and(|e| e.status() < 500 || e.status() == 503)
+        ctx.error
+            .as_ref()
+            .is_some_and(|e| e.status() < 500 || e.status() == 503)
     }
 
     async fn logging(&self, session: &mut HttpSession, e: Option<&Error>, ctx: &mut RequestCtx) {
@@ -167,6 +193,11 @@ impl ProxyHttp for Gateway {
     /// Used in Pingora's own error lines: never the query string, which can carry codes.
     fn request_summary(&self, session: &HttpSession, ctx: &RequestCtx) -> String {
         let req = session.req_header();
-        format!("{} {} request_id={}", req.method, req.uri.path(), ctx.request_id)
+        format!(
+            "{} {} request_id={}",
+            req.method,
+            req.uri.path(),
+            ctx.request_id
+        )
     }
 }

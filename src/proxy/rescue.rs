@@ -11,7 +11,11 @@ use crate::error::GatewayError;
 use super::context::RequestCtx;
 use super::respond;
 
-pub async fn fail_to_proxy(session: &mut HttpSession, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+pub async fn fail_to_proxy(
+    session: &mut HttpSession,
+    e: &Error,
+    ctx: &mut RequestCtx,
+) -> FailToProxy {
     let err = match ctx.error.take() {
         Some(err) => Some(err),
         None => classify(e, ctx.cluster_name()),
@@ -45,16 +49,20 @@ fn classify(e: &Error, cluster: &str) -> Option<GatewayError> {
     use ErrorType::*;
     match (e.esource(), e.etype()) {
         (_, HTTPStatus(503)) => Some(GatewayError::NoHealthyUpstream { cluster }),
-        (ErrorSource::Upstream, ConnectTimedout | TLSHandshakeTimedout | ReadTimedout | WriteTimedout) => {
-            Some(GatewayError::UpstreamTimeout { cluster })
-        }
+        (
+            ErrorSource::Upstream,
+            ConnectTimedout | TLSHandshakeTimedout | ReadTimedout | WriteTimedout,
+        ) => Some(GatewayError::UpstreamTimeout { cluster }),
         (
             ErrorSource::Upstream,
             ConnectRefused | ConnectNoRoute | ConnectError | TLSHandshakeFailure | InvalidCert
             | HandshakeError | SocketError | BindError | ConnectProxyFailure,
         ) => Some(GatewayError::UpstreamUnreachable { cluster }),
         (ErrorSource::Upstream, _) => Some(GatewayError::UpstreamBroken { cluster }),
-        (ErrorSource::Downstream, ReadError | WriteError | ConnectionClosed | ReadTimedout | WriteTimedout) => None,
+        (
+            ErrorSource::Downstream,
+            ReadError | WriteError | ConnectionClosed | ReadTimedout | WriteTimedout,
+        ) => None,
         (ErrorSource::Downstream, _) => Some(GatewayError::BadRequest),
         (_, HTTPStatus(code)) if (400..500).contains(code) => Some(GatewayError::BadRequest),
         _ => Some(GatewayError::Internal),

@@ -30,7 +30,9 @@ pub async fn send(
     if !session.is_body_done() {
         let _ = session.drain_request_body().await;
     }
-    session.write_response_header(Box::new(resp), body.is_empty()).await?;
+    session
+        .write_response_header(Box::new(resp), body.is_empty())
+        .await?;
     if !body.is_empty() {
         session.write_response_body(Some(body), true).await?;
     }
@@ -39,7 +41,13 @@ pub async fn send(
 
 /// Whether the caller is a browser navigating (show a page) rather than script (send JSON).
 pub fn wants_html(session: &HttpSession) -> bool {
-    let header = |name| session.req_header().headers.get(name).and_then(|v| v.to_str().ok());
+    let header = |name| {
+        session
+            .req_header()
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+    };
     match header("sec-fetch-mode") {
         Some(mode) => mode == "navigate",
         None => header("accept").is_some_and(|a| a.contains("text/html")),
@@ -50,9 +58,23 @@ pub fn wants_html(session: &HttpSession) -> bool {
 pub async fn error(session: &mut HttpSession, ctx: &RequestCtx, err: &GatewayError) -> Result<()> {
     let status = err.status();
     if wants_html(session) {
-        send(session, ctx, status, "text/html; charset=utf-8", html_page(err, &ctx.request_id)).await
+        send(
+            session,
+            ctx,
+            status,
+            "text/html; charset=utf-8",
+            html_page(err, &ctx.request_id),
+        )
+        .await
     } else {
-        send(session, ctx, status, "application/problem+json", problem_json(err, &ctx.request_id)).await
+        send(
+            session,
+            ctx,
+            status,
+            "application/problem+json",
+            problem_json(err, &ctx.request_id),
+        )
+        .await
     }
 }
 
@@ -104,7 +126,9 @@ mod tests {
 
     #[test]
     fn problem_json_names_type_status_and_request_id() {
-        let err = GatewayError::NoHealthyUpstream { cluster: "api".into() };
+        let err = GatewayError::NoHealthyUpstream {
+            cluster: "api".into(),
+        };
         let v: serde_json::Value = serde_json::from_slice(&problem_json(&err, "rid-1")).unwrap();
         assert_eq!(v["type"], "urn:portcullis:problem:no-healthy-upstream");
         assert_eq!(v["status"], 503);

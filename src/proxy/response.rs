@@ -10,7 +10,13 @@ use pingora::Result;
 use super::context::RequestCtx;
 
 /// Always hop-by-hop, whatever `Connection` says (RFC 9110 §7.6.1, RFC 2616 §13.5.1).
-const HOP_BY_HOP: &[&str] = &["keep-alive", "proxy-connection", "proxy-authenticate", "te", "trailer"];
+const HOP_BY_HOP: &[&str] = &[
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "te",
+    "trailer",
+];
 
 pub fn filter(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Result<()> {
     strip_hop_by_hop(resp);
@@ -27,9 +33,13 @@ fn strip_hop_by_hop(resp: &mut ResponseHeader) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(|t| t.trim().to_ascii_lowercase())
-        .filter(|t| !t.is_empty() && !(switching && t == "upgrade"))
+        .filter(|t| !(t.is_empty() || (switching && t == "upgrade")))
         .collect();
-    for name in nominated.iter().map(String::as_str).chain(HOP_BY_HOP.iter().copied()) {
+    for name in nominated
+        .iter()
+        .map(String::as_str)
+        .chain(HOP_BY_HOP.iter().copied())
+    {
         if resp.headers.contains_key(name) {
             resp.remove_header(name);
         }

@@ -37,7 +37,9 @@ pub fn request_host(session: &HttpSession) -> Option<&str> {
 
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
-        return host.split_once(']').map_or(host, |(h, _)| &host[..h.len() + 1]);
+        return host
+            .split_once(']')
+            .map_or(host, |(h, _)| &host[..h.len() + 1]);
     }
     host.rsplit_once(':').map_or(host, |(h, _)| h)
 }
@@ -69,10 +71,29 @@ mod tests {
 
     #[test]
     fn refuses_dot_segments_in_every_spelling() {
-        for p in ["/a/../b", "/a/./b", "/..", "/a/%2e%2e/b", "/a/%2E./b", "/a/.%2e", "/a%2fb", "/a%5Cb", "/a\\b", "/x%00"] {
+        for p in [
+            "/a/../b",
+            "/a/./b",
+            "/..",
+            "/a/%2e%2e/b",
+            "/a/%2E./b",
+            "/a/.%2e",
+            "/a%2fb",
+            "/a%5Cb",
+            "/a\\b",
+            "/x%00",
+        ] {
             assert!(is_ambiguous(p), "{p}");
         }
-        for p in ["/", "/a/b", "/a/..b/c", "/a/b.c", "/.well-known/x", "/a/...", "/%41"] {
+        for p in [
+            "/",
+            "/a/b",
+            "/a/..b/c",
+            "/a/b.c",
+            "/.well-known/x",
+            "/a/...",
+            "/%41",
+        ] {
             assert!(!is_ambiguous(p), "{p}");
         }
     }

@@ -43,11 +43,7 @@ pub fn peer(session: &mut HttpSession, ctx: &mut RequestCtx) -> pingora::Result<
     Ok(peer)
 }
 
-pub fn connect_failed(
-    ctx: &mut RequestCtx,
-    metrics: &Metrics,
-    mut e: Box<Error>,
-) -> Box<Error> {
+pub fn connect_failed(ctx: &mut RequestCtx, metrics: &Metrics, mut e: Box<Error>) -> Box<Error> {
     ctx.connect_attempts += 1;
     let Some(route) = &ctx.route else { return e };
     metrics.connect_error(&route.cluster.name);
@@ -58,4 +54,3 @@ pub fn connect_failed(
     }
     e
 }
-

@@ -44,7 +44,9 @@ impl Cluster {
         if let Some(hc) = &config.health_check {
             lb.health_check_frequency = Some(hc.interval);
             lb.parallel_health_check = true;
-            lb.set_health_check(Box::new(ClusterHealthCheck::new(name, &config, hc, metrics)));
+            lb.set_health_check(Box::new(ClusterHealthCheck::new(
+                name, &config, hc, metrics,
+            )));
         }
         let service = background_service(&format!("cluster {name}"), lb);
         let cluster = Arc::new(Cluster {

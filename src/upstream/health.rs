@@ -16,7 +16,7 @@ use crate::metrics::Metrics;
 use super::cluster::Upstream;
 
 enum Probe {
-    Http(HttpHealthCheck),
+    Http(Box<HttpHealthCheck>),
     Tcp(Box<TcpHealthCheck>),
 }
 
@@ -30,7 +30,12 @@ pub struct ClusterHealthCheck {
 }
 
 impl ClusterHealthCheck {
-    pub fn new(cluster: &str, config: &ClusterConfig, hc: &HealthCheckConfig, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        cluster: &str,
+        config: &ClusterConfig,
+        hc: &HealthCheckConfig,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let probes = config
             .destinations
             .iter()
@@ -50,7 +55,8 @@ impl ClusterHealthCheck {
                         let path = hc.path.as_deref().unwrap_or("/");
                         let mut req = RequestHeader::build("GET", path.as_bytes(), None).ok()?;
                         req.insert_header("Host", d.authority.as_str()).ok()?;
-                        req.insert_header("User-Agent", "portcullis-health-check").ok()?;
+                        req.insert_header("User-Agent", "portcullis-health-check")
+                            .ok()?;
                         http.req = req;
                         let o = &mut http.peer_template.options;
                         o.connection_timeout = Some(hc.timeout);
@@ -68,7 +74,7 @@ impl ClusterHealthCheck {
                                 )
                             }
                         }));
-                        Probe::Http(http)
+                        Probe::Http(Box::new(http))
                     }
                 };
                 Some((d.url.clone(), probe))

@@ -120,7 +120,11 @@ mod tests {
 
     #[test]
     fn longest_prefix_wins_on_segment_boundaries() {
-        let t = table(&[("/", None, None), ("/api", None, None), ("/api/admin/", None, None)]);
+        let t = table(&[
+            ("/", None, None),
+            ("/api", None, None),
+            ("/api/admin/", None, None),
+        ]);
         assert_eq!(name(&t, None, "/api/admin/users"), Some("/api/admin/"));
         assert_eq!(name(&t, None, "/api/users"), Some("/api"));
         assert_eq!(name(&t, None, "/api"), Some("/api"));
@@ -130,16 +134,30 @@ mod tests {
 
     #[test]
     fn host_specific_route_beats_generic_one() {
-        let t = table(&[("/api/", None, None), ("/api/", Some("partner.example.com"), None)]);
-        assert_eq!(name(&t, Some("PARTNER.example.com"), "/api/x"), Some("partner.example.com/api/"));
+        let t = table(&[
+            ("/api/", None, None),
+            ("/api/", Some("partner.example.com"), None),
+        ]);
+        assert_eq!(
+            name(&t, Some("PARTNER.example.com"), "/api/x"),
+            Some("partner.example.com/api/")
+        );
         assert_eq!(name(&t, Some("app.example.com"), "/api/x"), Some("/api/"));
         assert_eq!(name(&t, None, "/other"), None);
     }
 
     #[test]
     fn rewrites_the_prefix_and_keeps_the_query() {
-        let t = table(&[("/api/", None, Some("/")), ("/old", None, Some("/v2")), ("/keep/", None, None)]);
-        let rw = |p: &str| t.find(None, p.split('?').next().unwrap()).unwrap().rewrite(p);
+        let t = table(&[
+            ("/api/", None, Some("/")),
+            ("/old", None, Some("/v2")),
+            ("/keep/", None, None),
+        ]);
+        let rw = |p: &str| {
+            t.find(None, p.split('?').next().unwrap())
+                .unwrap()
+                .rewrite(p)
+        };
         assert_eq!(rw("/api/users?x=1").as_deref(), Some("/users?x=1"));
         assert_eq!(rw("/api/").as_deref(), Some("/"));
         assert_eq!(rw("/old/a/b").as_deref(), Some("/v2/a/b"));

@@ -29,13 +29,23 @@ cluster = "spa"
 #[test]
 fn valid_config_exits_0_and_prints_the_effective_config() {
     let out = check(VALID, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.contains("listen = \"0.0.0.0:8080\""), "{stdout}");
     assert!(stdout.contains("grace_period = \"10s\""), "{stdout}");
     // What `check` prints is itself a valid config, so it can be saved and reused.
     let again = check(&stdout, &[]);
-    assert_eq!(again.status.code(), Some(0), "{}", String::from_utf8_lossy(&again.stderr));
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
 }
 
 #[test]
@@ -56,14 +66,20 @@ cluster = "backend"
     let out = check(text, &[]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.contains("3 problem(s) in the configuration"), "{stderr}");
+    assert!(
+        stderr.contains("3 problem(s) in the configuration"),
+        "{stderr}"
+    );
     assert!(stderr.contains(
         "server.trusted_proxy: unknown key (did you mean `trusted_proxies`? otherwise remove it)"
     ), "{stderr}");
-    assert!(stderr.contains(
-        "clusters.api.health_check.interval: \"5 minutes\" has an unknown unit \" minutes\" \
+    assert!(
+        stderr.contains(
+            "clusters.api.health_check.interval: \"5 minutes\" has an unknown unit \" minutes\" \
          (write a number and a unit: \"500ms\", \"30s\", \"20m\", \"12h\" or \"7d\")"
-    ), "{stderr}");
+        ),
+        "{stderr}"
+    );
     assert!(stderr.contains(
         "routes[0].cluster: no cluster named \"backend\" (use one of: api, or define [clusters.backend])"
     ), "{stderr}");
@@ -74,17 +90,31 @@ fn environment_overrides_keys_and_unknown_variables_are_errors() {
     let out = check(
         VALID,
         &[
-            ("PORTCULLIS__CLUSTERS__SPA__DESTINATIONS", "http://10.0.0.1:80,http://10.0.0.2:80"),
+            (
+                "PORTCULLIS__CLUSTERS__SPA__DESTINATIONS",
+                "http://10.0.0.1:80,http://10.0.0.2:80",
+            ),
             ("PORTCULLIS__PINGORA__THREADS", "3"),
         ],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.contains("\"http://10.0.0.1\""), "{stdout}");
     assert!(stdout.contains("\"http://10.0.0.2\""), "{stdout}");
     assert!(stdout.contains("threads = 3"), "{stdout}");
 
-    let out = check(VALID, &[("PORTCULLIS__SERVER__LISTN", "0.0.0.0:1"), ("PORTCULLIS__PINGORA__THREADS", "many")]);
+    let out = check(
+        VALID,
+        &[
+            ("PORTCULLIS__SERVER__LISTN", "0.0.0.0:1"),
+            ("PORTCULLIS__PINGORA__THREADS", "many"),
+        ],
+    );
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains(
@@ -115,5 +145,8 @@ fn version_prints_the_crate_version() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), format!("portcullis {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        format!("portcullis {}", env!("CARGO_PKG_VERSION"))
+    );
 }

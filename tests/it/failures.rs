@@ -24,7 +24,10 @@ async fn unreachable_upstream_is_a_502_problem() {
     assert_eq!(body["type"], "urn:portcullis:problem:upstream-unreachable");
     assert_eq!(body["status"], 502);
     assert!(body["detail"].as_str().unwrap().contains("'api'"));
-    assert!(!body.to_string().contains("127.0.0.1"), "address leaked: {body}");
+    assert!(
+        !body.to_string().contains("127.0.0.1"),
+        "address leaked: {body}"
+    );
 }
 
 #[tokio::test]
@@ -45,14 +48,22 @@ async fn no_healthy_destination_is_a_503_problem_and_a_page_for_browsers() {
     let api = Upstream::start("api").await;
     api.set_healthy(false);
     let gw = GatewayConfig::new()
-        .cluster("api", &[api.url()], "health_check = { path = \"/health\", interval = \"100ms\", unhealthy_threshold = 1 }")
+        .cluster(
+            "api",
+            &[api.url()],
+            "health_check = { path = \"/health\", interval = \"100ms\", unhealthy_threshold = 1 }",
+        )
         .route("/", "api", "")
         .start()
         .await;
-    crate::harness::eventually("the destination to be marked down", std::time::Duration::from_secs(10), || async {
-        let r = client().get(gw.url("/x")).send().await.unwrap();
-        (r.status() == 503).then_some(r)
-    })
+    crate::harness::eventually(
+        "the destination to be marked down",
+        std::time::Duration::from_secs(10),
+        || async {
+            let r = client().get(gw.url("/x")).send().await.unwrap();
+            (r.status() == 503).then_some(r)
+        },
+    )
     .await;
     let (status, body) = problem(client().get(gw.url("/x")).send().await.unwrap()).await;
     assert_eq!(status, 503);
@@ -66,7 +77,10 @@ async fn no_healthy_destination_is_a_503_problem_and_a_page_for_browsers() {
         .await
         .unwrap();
     assert_eq!(r.status(), 503);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
     let page = r.text().await.unwrap();
     assert!(page.contains("Service unavailable"), "{page}");
 }

@@ -36,7 +36,10 @@ async fn forwarded_headers_from_an_untrusted_client_are_replaced() {
     let echo = via(&gw, "/x", SPOOFED).await;
     assert_eq!(header(&echo, "x-forwarded-for"), Some("127.0.0.1"));
     assert_eq!(header(&echo, "x-forwarded-proto"), Some("http"));
-    assert_eq!(header(&echo, "x-forwarded-host"), Some(format!("127.0.0.1:{}", gw.port).as_str()));
+    assert_eq!(
+        header(&echo, "x-forwarded-host"),
+        Some(format!("127.0.0.1:{}", gw.port).as_str())
+    );
     assert_eq!(header(&echo, "forwarded"), None);
 }
 
@@ -50,7 +53,10 @@ async fn forwarded_headers_from_a_trusted_proxy_are_extended() {
         .start()
         .await;
     let echo = via(&gw, "/x", SPOOFED).await;
-    assert_eq!(header(&echo, "x-forwarded-for"), Some("203.0.113.9, 127.0.0.1"));
+    assert_eq!(
+        header(&echo, "x-forwarded-for"),
+        Some("203.0.113.9, 127.0.0.1")
+    );
     assert_eq!(header(&echo, "x-forwarded-proto"), Some("https"));
     assert_eq!(header(&echo, "x-forwarded-host"), Some("evil.example"));
 }
@@ -81,7 +87,9 @@ async fn hop_by_hop_headers_are_stripped_both_ways() {
         .start()
         .await;
     // reqwest would refuse to send some of these; write the request by hand.
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", gw.port)).await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", gw.port))
+        .await
+        .unwrap();
     s.write_all(
         b"GET /echo HTTP/1.1\r\nHost: localhost\r\nConnection: close, x-client-hop\r\n\
           X-Client-Hop: secret\r\nKeep-Alive: timeout=5\r\nProxy-Authorization: Basic Zm9vOmJhcg==\r\n\
@@ -94,13 +102,21 @@ async fn hop_by_hop_headers_are_stripped_both_ways() {
     let body = raw.split("\r\n\r\n").nth(1).unwrap();
     let echo: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("{raw}"));
     for gone in ["x-client-hop", "keep-alive", "proxy-authorization", "te"] {
-        assert_eq!(header(&echo, gone), None, "{gone} reached the upstream: {echo}");
+        assert_eq!(
+            header(&echo, gone),
+            None,
+            "{gone} reached the upstream: {echo}"
+        );
     }
     assert_eq!(header(&echo, "x-end-to-end"), Some("kept"));
 
     let r = client().get(gw.url("/hop")).send().await.unwrap();
     assert_eq!(r.headers().get("x-end-to-end").unwrap(), "kept");
-    assert!(r.headers().get("x-upstream-hop").is_none(), "{:?}", r.headers());
+    assert!(
+        r.headers().get("x-upstream-hop").is_none(),
+        "{:?}",
+        r.headers()
+    );
     assert!(r.headers().get("keep-alive").is_none(), "{:?}", r.headers());
 }
 
@@ -112,12 +128,22 @@ async fn request_ids_are_propagated_or_generated() {
         .route("/", "api", "")
         .start()
         .await;
-    let r = client().get(gw.url("/x")).header("x-request-id", "trace-123").send().await.unwrap();
+    let r = client()
+        .get(gw.url("/x"))
+        .header("x-request-id", "trace-123")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["x-request-id"], "trace-123");
     let echo: Value = r.json().await.unwrap();
     assert_eq!(header(&echo, "x-request-id"), Some("trace-123"));
 
-    let r = client().get(gw.url("/x")).header("x-request-id", "bad id <x>").send().await.unwrap();
+    let r = client()
+        .get(gw.url("/x"))
+        .header("x-request-id", "bad id <x>")
+        .send()
+        .await
+        .unwrap();
     let id = r.headers()["x-request-id"].to_str().unwrap().to_string();
     assert_eq!(id.len(), 32);
     assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));

@@ -32,7 +32,10 @@ async fn longest_prefix_wins_and_host_routes_take_precedence() {
 
     assert_eq!(echo(&gw.url("/index.html")).await["name"], "spa");
     assert_eq!(echo(&gw.url("/api/orders?id=7")).await["name"], "api");
-    assert_eq!(echo(&gw.url("/api/orders?id=7")).await["uri"], "/api/orders?id=7");
+    assert_eq!(
+        echo(&gw.url("/api/orders?id=7")).await["uri"],
+        "/api/orders?id=7"
+    );
     assert_eq!(echo(&gw.url("/api/admin/users")).await["name"], "admin-api");
     assert_eq!(echo(&gw.url("/api/admin")).await["name"], "admin-api");
     // `/api/administrator` is not under the `/api/admin` segment.
@@ -59,7 +62,10 @@ async fn strips_or_rewrites_the_prefix() {
         .route("/legacy/", "api", "rewrite_prefix = \"/v2/\"")
         .start()
         .await;
-    assert_eq!(echo(&gw.url("/api/orders/1?x=y")).await["uri"], "/orders/1?x=y");
+    assert_eq!(
+        echo(&gw.url("/api/orders/1?x=y")).await["uri"],
+        "/orders/1?x=y"
+    );
     assert_eq!(echo(&gw.url("/legacy/items")).await["uri"], "/v2/items");
 }
 
@@ -90,7 +96,11 @@ async fn dot_segments_cannot_cross_routes() {
         .route("/api/", "api", "")
         .start()
         .await;
-    for path in ["/public/../api/secret", "/public/%2e%2e/api/secret", "/public/..%2fapi/secret"] {
+    for path in [
+        "/public/../api/secret",
+        "/public/%2e%2e/api/secret",
+        "/public/..%2fapi/secret",
+    ] {
         // Sent raw: a client library would normalise the dots away before they reach us.
         let resp = raw_get(gw.port, path).await;
         assert!(resp.starts_with("HTTP/1.1 400"), "{path}: {resp}");
@@ -101,10 +111,14 @@ async fn dot_segments_cannot_cross_routes() {
 
 async fn raw_get(port: u16, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes())
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
     out
@@ -121,10 +135,18 @@ async fn round_robins_across_destinations() {
         .await;
     let mut seen = Vec::new();
     for _ in 0..10 {
-        seen.push(echo(&gw.url("/x")).await["name"].as_str().unwrap().to_string());
+        seen.push(
+            echo(&gw.url("/x")).await["name"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     assert_eq!(seen.iter().filter(|n| *n == "a").count(), 5, "{seen:?}");
-    assert!(seen.windows(2).all(|w| w[0] != w[1]), "not alternating: {seen:?}");
+    assert!(
+        seen.windows(2).all(|w| w[0] != w[1]),
+        "not alternating: {seen:?}"
+    );
 }
 
 #[tokio::test]
@@ -143,12 +165,20 @@ async fn unhealthy_destination_leaves_rotation_and_comes_back() {
     let a_label = format!("destination=\"{}\"", a.url());
 
     b.set_healthy(false);
-    eventually("b to be marked down in metrics", Duration::from_secs(10), || async {
-        let m = gw.metrics().await;
-        m.lines()
-            .any(|l| l.starts_with("portcullis_upstream_healthy") && l.contains(&format!("destination=\"{}\"", b.url())) && l.ends_with(" 0"))
-            .then_some(())
-    })
+    eventually(
+        "b to be marked down in metrics",
+        Duration::from_secs(10),
+        || async {
+            let m = gw.metrics().await;
+            m.lines()
+                .any(|l| {
+                    l.starts_with("portcullis_upstream_healthy")
+                        && l.contains(&format!("destination=\"{}\"", b.url()))
+                        && l.ends_with(" 0")
+                })
+                .then_some(())
+        },
+    )
     .await;
     let before = b.hits();
     for _ in 0..6 {
@@ -157,12 +187,17 @@ async fn unhealthy_destination_leaves_rotation_and_comes_back() {
     assert_eq!(b.hits(), before, "a down destination still got traffic");
 
     b.set_healthy(true);
-    eventually("b to take traffic again", Duration::from_secs(10), || async {
-        (echo(&gw.url("/x")).await["name"] == "b").then_some(())
-    })
+    eventually(
+        "b to take traffic again",
+        Duration::from_secs(10),
+        || async { (echo(&gw.url("/x")).await["name"] == "b").then_some(()) },
+    )
     .await;
     let m = gw.metrics().await;
-    assert!(m.lines().any(|l| l.contains(&a_label) && l.ends_with(" 1")), "{m}");
+    assert!(
+        m.lines().any(|l| l.contains(&a_label) && l.ends_with(" 1")),
+        "{m}"
+    );
 }
 
 #[tokio::test]
@@ -177,5 +212,8 @@ async fn a_dead_destination_is_retried_elsewhere_without_errors() {
     for _ in 0..6 {
         assert_eq!(echo(&gw.url("/x")).await["name"], "a");
     }
-    assert!(gw.metrics().await.contains("portcullis_upstream_connect_errors_total{cluster=\"api\"}"));
+    assert!(gw
+        .metrics()
+        .await
+        .contains("portcullis_upstream_connect_errors_total{cluster=\"api\"}"));
 }

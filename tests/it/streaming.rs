@@ -70,7 +70,11 @@ async fn large_bodies_pass_intact_in_both_directions() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["bytes"], size);
 
-    let mut r = client().get(gw.url(&format!("/big?bytes={size}"))).send().await.unwrap();
+    let mut r = client()
+        .get(gw.url(&format!("/big?bytes={size}")))
+        .send()
+        .await
+        .unwrap();
     let mut got: u64 = 0;
     while let Some(chunk) = r.chunk().await.unwrap() {
         got += chunk.len() as u64;
@@ -89,7 +93,11 @@ async fn websocket_echo_through_the_gateway() {
     assert_eq!(resp.status(), 101);
     for text in ["hello", "through", "portcullis"] {
         ws.send(Message::text(text)).await.unwrap();
-        let echoed = timeout(DEADLOCK_GUARD, ws.next()).await.unwrap().unwrap().unwrap();
+        let echoed = timeout(DEADLOCK_GUARD, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         assert_eq!(echoed, Message::text(text));
     }
     ws.close(None).await.unwrap();

@@ -38,11 +38,15 @@ impl GatewayConfig {
             .map(|d| format!("{d:?}"))
             .collect::<Vec<_>>()
             .join(", ");
-        self.toml(&format!("[clusters.{name}]\ndestinations = [{list}]\n{extra}"))
+        self.toml(&format!(
+            "[clusters.{name}]\ndestinations = [{list}]\n{extra}"
+        ))
     }
 
     pub fn route(self, path: &str, cluster: &str, extra: &str) -> Self {
-        self.toml(&format!("[[routes]]\npath = {path:?}\ncluster = {cluster:?}\n{extra}"))
+        self.toml(&format!(
+            "[[routes]]\npath = {path:?}\ncluster = {cluster:?}\n{extra}"
+        ))
     }
 
     /// Extra keys for `[server]`.
@@ -66,7 +70,6 @@ pub struct Gateway {
     child: Child,
     pub port: u16,
     pub admin_port: u16,
-    pub config_path: PathBuf,
     dir: PathBuf,
 }
 
@@ -100,7 +103,6 @@ impl Gateway {
             child,
             port,
             admin_port,
-            config_path,
             dir,
         };
         gw.wait_ready().await;
@@ -113,7 +115,10 @@ impl Gateway {
         let start = tokio::time::Instant::now();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("portcullis exited during start with {status}:\n{}", self.log());
+                panic!(
+                    "portcullis exited during start with {status}:\n{}",
+                    self.log()
+                );
             }
             if let Ok(r) = http.get(&url).send().await {
                 if r.status() == 200 {

@@ -104,13 +104,6 @@ impl Upstream {
     pub async fn upload_started(&self) {
         self.state.upload_started.notified().await;
     }
-
-    /// Stops accepting connections (existing ones finish).
-    pub fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-    }
 }
 
 impl Drop for Upstream {
@@ -125,7 +118,11 @@ fn full(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Bod
     Response::builder()
         .status(status)
         .header("content-type", content_type)
-        .body(Full::new(body.into()).map_err(|e: Infallible| match e {}).boxed())
+        .body(
+            Full::new(body.into())
+                .map_err(|e: Infallible| match e {})
+                .boxed(),
+        )
         .unwrap()
 }
 
@@ -215,7 +212,11 @@ async fn handle(st: Arc<State>, mut req: Request<Incoming>) -> Result<Response<B
             .header("x-upstream-hop", "secret")
             .header("keep-alive", "timeout=5")
             .header("x-end-to-end", "kept")
-            .body(Full::new(Bytes::from_static(b"hop")).map_err(|e: Infallible| match e {}).boxed())
+            .body(
+                Full::new(Bytes::from_static(b"hop"))
+                    .map_err(|e: Infallible| match e {})
+                    .boxed(),
+            )
             .unwrap(),
         "/ws" => websocket(&mut req),
         _ => echo(&st, &req),
@@ -269,6 +270,10 @@ fn websocket(req: &mut Request<Incoming>) -> Response<Body> {
         .header("connection", "upgrade")
         .header("upgrade", "websocket")
         .header("sec-websocket-accept", accept)
-        .body(Full::new(Bytes::new()).map_err(|e: Infallible| match e {}).boxed())
+        .body(
+            Full::new(Bytes::new())
+                .map_err(|e: Infallible| match e {})
+                .boxed(),
+        )
         .unwrap()
 }

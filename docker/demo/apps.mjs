@@ -1,0 +1,47 @@
+// The demo SPA (127.0.0.1:3000) and API (127.0.0.1:3001) that Portcullis fronts in the
+// quickstart. Plain Node, no dependencies. Ports can be moved with SPA_PORT / API_PORT.
+import http from "node:http";
+
+const spaPort = Number(process.env.SPA_PORT ?? 3000);
+const apiPort = Number(process.env.API_PORT ?? 3001);
+
+const page = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Portcullis demo</title>
+<meta name="viewport" content="width=device-width">
+<style>body{font-family:system-ui,sans-serif;max-width:44rem;margin:3rem auto;padding:0 1rem}
+pre{background:#f4f4f4;padding:1rem;overflow:auto}</style></head>
+<body>
+<h1>Portcullis demo SPA</h1>
+<p>This page was served by the SPA cluster through Portcullis. The button calls
+<code>/api/hello</code>, which Portcullis routes to the API cluster.</p>
+<button id="call">Call the API</button>
+<pre id="out">(no call yet)</pre>
+<script>
+document.getElementById("call").onclick = async () => {
+  const r = await fetch("/api/hello", { headers: { "X-CSRF": "1" } });
+  document.getElementById("out").textContent = r.status + "\\n" + JSON.stringify(await r.json(), null, 2);
+};
+</script>
+</body></html>`;
+
+http
+  .createServer((req, res) => {
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    res.end(page);
+  })
+  .listen(spaPort, "127.0.0.1", () => console.log(`demo SPA on http://127.0.0.1:${spaPort}`));
+
+http
+  .createServer((req, res) => {
+    if (req.url === "/health") {
+      res.writeHead(200, { "content-type": "text/plain" });
+      return res.end("ok");
+    }
+    const seen = {};
+    for (const h of ["host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-request-id"]) {
+      if (req.headers[h]) seen[h] = req.headers[h];
+    }
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ message: "hello from the demo API", path: req.url, headers: seen }));
+  })
+  .listen(apiPort, "127.0.0.1", () => console.log(`demo API on http://127.0.0.1:${apiPort}`));
