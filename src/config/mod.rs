@@ -259,7 +259,11 @@ mod tests {
     /// Every key path present in a TOML tree, in the validator's schema form.
     fn present_keys(table: &toml::Table, prefix: &str, out: &mut BTreeSet<String>) {
         for (k, v) in table {
-            let name = if prefix == "clusters" { "<name>" } else { k.as_str() };
+            let name = if prefix == "clusters" {
+                "<name>"
+            } else {
+                k.as_str()
+            };
             let path = if prefix.is_empty() {
                 name.to_string()
             } else {
@@ -298,13 +302,19 @@ mod tests {
             panic!("example config is invalid: {issues:#?}");
         }
         let missing: Vec<_> = known.difference(&present).collect();
-        assert!(missing.is_empty(), "keys missing from conf/portcullis.example.toml: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "keys missing from conf/portcullis.example.toml: {missing:?}"
+        );
 
         let docs = repo_file("docs/configuration.md");
         let undocumented: Vec<_> = known
             .iter()
             .filter(|k| !docs.contains(&format!("`{k}`")))
             .collect();
-        assert!(undocumented.is_empty(), "keys missing from docs/configuration.md: {undocumented:?}");
+        assert!(
+            undocumented.is_empty(),
+            "keys missing from docs/configuration.md: {undocumented:?}"
+        );
     }
 }

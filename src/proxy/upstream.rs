@@ -6,7 +6,6 @@ use pingora::{Error, ErrorType};
 
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
-use crate::upstream::Upstream;
 
 use super::context::RequestCtx;
 
@@ -26,7 +25,7 @@ pub fn peer(session: &mut HttpSession, ctx: &mut RequestCtx) -> pingora::Result<
         });
         return Error::e_explain(ErrorType::HTTPStatus(503), "no healthy destination");
     };
-    let Some(upstream) = backend.ext.get::<Upstream>() else {
+    let Some(upstream) = cluster.upstream(&backend) else {
         ctx.error = Some(GatewayError::Internal);
         return Error::e_explain(ErrorType::InternalError, "backend without upstream data");
     };

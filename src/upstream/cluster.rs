@@ -1,6 +1,9 @@
 //! A cluster: its destinations behind a round-robin load balancer, and how to reach them.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use pingora::lb::selection::RoundRobin;
 use pingora::lb::{Backend, Backends, LoadBalancer};
@@ -13,17 +16,20 @@ use crate::metrics::Metrics;
 use super::discovery::Discovery;
 use super::health::ClusterHealthCheck;
 
-/// What a [`Backend`] carries in its `ext`: the destination it came from and a ready-made peer.
-#[derive(Clone)]
+/// One destination address: the destination it came from and a ready-made peer.
 pub struct Upstream {
     pub destination: Arc<Destination>,
     pub peer: HttpPeer,
 }
 
+/// Address -> upstream, replaced whole by discovery, read lock-free on every request.
+pub type Upstreams = Arc<ArcSwap<HashMap<std::net::SocketAddr, Arc<Upstream>>>>;
+
 pub struct Cluster {
     pub name: String,
     pub config: ClusterConfig,
     lb: Arc<LoadBalancer<RoundRobin>>,
+    upstreams: Upstreams,
 }
 
 /// Pingora's iteration bound for `select`; round robin needs at most one pass.
@@ -37,7 +43,8 @@ impl Cluster {
         config: ClusterConfig,
         metrics: Arc<Metrics>,
     ) -> (Arc<Cluster>, GenBackgroundService<LoadBalancer<RoundRobin>>) {
-        let discovery = Discovery::new(name, &config, metrics.clone());
+        let upstreams: Upstreams = Arc::default();
+        let discovery = Discovery::new(name, &config, metrics.clone(), upstreams.clone());
         let needs_refresh = discovery.has_names();
         let mut lb = LoadBalancer::from_backends(Backends::new(Box::new(discovery)));
         lb.update_frequency = needs_refresh.then_some(config.resolve_interval);
@@ -45,7 +52,11 @@ impl Cluster {
             lb.health_check_frequency = Some(hc.interval);
             lb.parallel_health_check = true;
             lb.set_health_check(Box::new(ClusterHealthCheck::new(
-                name, &config, hc, metrics,
+                name,
+                &config,
+                hc,
+                metrics,
+                upstreams.clone(),
             )));
         }
         let service = background_service(&format!("cluster {name}"), lb);
@@ -53,6 +64,7 @@ impl Cluster {
             name: name.to_string(),
             config,
             lb: service.task(),
+            upstreams,
         });
         (cluster, service)
     }
@@ -75,6 +87,12 @@ impl Cluster {
                 .select_with(b"", MAX_SELECT_ITERATIONS, |b, healthy| healthy && b != bad)
                 .or_else(|| self.lb.select(b"", MAX_SELECT_ITERATIONS)),
         }
+    }
+
+    /// The destination and peer behind a selected backend.
+    pub fn upstream(&self, backend: &Backend) -> Option<Arc<Upstream>> {
+        let addr = backend.addr.as_inet()?;
+        self.upstreams.load().get(addr).cloned()
     }
 
     /// How many addresses the cluster currently has, healthy or not.

@@ -18,10 +18,13 @@ use pingora::{Error, ErrorType, Result};
 use crate::config::{ClusterConfig, Destination};
 use crate::metrics::Metrics;
 
-use super::cluster::Upstream;
+use super::cluster::{Upstream, Upstreams};
 
 pub struct Discovery {
     cluster: String,
+    /// Published after each discovery: address -> destination and ready-made peer. Kept out of
+    /// `Backend.ext`, which Pingora clones on every `select`.
+    upstreams: Upstreams,
     destinations: Vec<Arc<Destination>>,
     template: ClusterConfig,
     metrics: Arc<Metrics>,
@@ -29,9 +32,15 @@ pub struct Discovery {
 }
 
 impl Discovery {
-    pub fn new(cluster: &str, config: &ClusterConfig, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        cluster: &str,
+        config: &ClusterConfig,
+        metrics: Arc<Metrics>,
+        upstreams: Upstreams,
+    ) -> Self {
         Discovery {
             cluster: cluster.to_string(),
+            upstreams,
             destinations: config.destinations.iter().cloned().map(Arc::new).collect(),
             template: config.clone(),
             metrics,
@@ -69,7 +78,7 @@ impl Discovery {
         }
     }
 
-    fn backend(&self, d: &Arc<Destination>, addr: std::net::SocketAddr) -> Backend {
+    fn upstream(&self, d: &Arc<Destination>, addr: std::net::SocketAddr) -> Upstream {
         let c = &self.template;
         let mut peer = HttpPeer::new(addr, d.tls, d.bare_host().to_string());
         peer.options.connection_timeout = Some(c.connect_timeout);
@@ -79,16 +88,10 @@ impl Discovery {
         peer.options.idle_timeout = Some(c.idle_timeout);
         peer.options.verify_cert = c.tls_verify;
         peer.options.verify_hostname = c.tls_verify;
-        let mut backend = Backend {
-            addr: SocketAddr::Inet(addr),
-            weight: 1,
-            ext: Default::default(),
-        };
-        backend.ext.insert(Upstream {
+        Upstream {
             destination: d.clone(),
             peer,
-        });
-        backend
+        }
     }
 }
 
@@ -96,14 +99,22 @@ impl Discovery {
 impl ServiceDiscovery for Discovery {
     async fn discover(&self) -> Result<(BTreeSet<Backend>, HashMap<u64, bool>)> {
         let mut backends = BTreeSet::new();
+        let mut upstreams = HashMap::new();
         for d in &self.destinations {
             for addr in self.resolve(d).await {
-                let backend = self.backend(d, addr);
-                if !backends.contains(&backend) {
+                if upstreams.contains_key(&addr) {
+                    continue;
+                }
+                if !self.upstreams.load().contains_key(&addr) {
                     self.metrics
                         .upstream_health(&self.cluster, &d.url, &addr.to_string(), true);
-                    backends.insert(backend);
                 }
+                upstreams.insert(addr, Arc::new(self.upstream(d, addr)));
+                backends.insert(Backend {
+                    addr: SocketAddr::Inet(addr),
+                    weight: 1,
+                    ext: Default::default(),
+                });
             }
         }
         if backends.is_empty() {
@@ -113,6 +124,7 @@ impl ServiceDiscovery for Discovery {
                 format!("no destination of cluster {} resolved", self.cluster),
             );
         }
+        self.upstreams.store(Arc::new(upstreams));
         Ok((backends, HashMap::new()))
     }
 }

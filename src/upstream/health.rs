@@ -13,7 +13,7 @@ use pingora::{Error, ErrorType, Result};
 use crate::config::{ClusterConfig, HealthCheckConfig, HealthCheckKind};
 use crate::metrics::Metrics;
 
-use super::cluster::Upstream;
+use super::cluster::Upstreams;
 
 enum Probe {
     Http(Box<HttpHealthCheck>),
@@ -27,6 +27,7 @@ pub struct ClusterHealthCheck {
     healthy_threshold: usize,
     unhealthy_threshold: usize,
     metrics: Arc<Metrics>,
+    upstreams: Upstreams,
 }
 
 impl ClusterHealthCheck {
@@ -35,6 +36,7 @@ impl ClusterHealthCheck {
         config: &ClusterConfig,
         hc: &HealthCheckConfig,
         metrics: Arc<Metrics>,
+        upstreams: Upstreams,
     ) -> Self {
         let probes = config
             .destinations
@@ -86,21 +88,30 @@ impl ClusterHealthCheck {
             healthy_threshold: hc.healthy_threshold,
             unhealthy_threshold: hc.unhealthy_threshold,
             metrics,
+            upstreams,
         }
     }
 }
 
-fn destination_url(target: &Backend) -> &str {
-    target
-        .ext
-        .get::<Upstream>()
-        .map_or("", |u| u.destination.url.as_str())
+impl ClusterHealthCheck {
+    fn destination_url(&self, target: &Backend) -> String {
+        target
+            .addr
+            .as_inet()
+            .and_then(|a| {
+                self.upstreams
+                    .load()
+                    .get(a)
+                    .map(|u| u.destination.url.clone())
+            })
+            .unwrap_or_default()
+    }
 }
 
 #[async_trait]
 impl HealthCheck for ClusterHealthCheck {
     async fn check(&self, target: &Backend) -> Result<()> {
-        match self.probes.get(destination_url(target)) {
+        match self.probes.get(&self.destination_url(target)) {
             Some(Probe::Http(p)) => p.check(target).await,
             Some(Probe::Tcp(p)) => p.check(target).await,
             None => Error::e_explain(ErrorType::InternalError, "no probe for this destination"),
@@ -108,7 +119,8 @@ impl HealthCheck for ClusterHealthCheck {
     }
 
     async fn health_status_change(&self, target: &Backend, healthy: bool) {
-        let destination = destination_url(target);
+        let destination = self.destination_url(target);
+        let destination = destination.as_str();
         let address = target.addr.to_string();
         if healthy {
             tracing::info!(cluster = %self.cluster, destination, address, "destination is healthy again");

@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""Bounded loopback load test: Portcullis vs nginx proxying the same upstream, and the upstream alone.
+
+Every target runs one worker. The load generator (wrk -t1) and the upstream (nginx serving a
+~320-byte JSON) are pinned to core 0; the system under test to core 1, one at a time. Targets
+are interleaved (A B C A B C ...) and each figure is the median over repetitions; ratios are
+taken within the same repetition. CPU per request comes from /proc/PID/stat of the system under
+test. Everything listens on 127.0.0.1 and stops by itself.
+
+    python3 benches/loadtest.py                 # 5 reps x 10 s, 64 and 256 connections
+    python3 benches/loadtest.py --reps 2 --duration 3 --write docs/benchmarks.md
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+UPSTREAM_PORT, NGINX_PORT, GW_PORT, GW_ADMIN = 18081, 18080, 18090, 18091
+LOAD_CORE, SUT_CORE = "0", "1"
+BODY = json.dumps({
+    "id": 12345, "name": "benchmark item", "description": "a small JSON document of about three hundred and twenty bytes",
+    "tags": ["alpha", "beta", "gamma", "delta"], "price": 19.99, "currency": "EUR", "in_stock": True,
+    "updated": "2026-11-23T12:00:00Z", "owner": {"id": 42, "name": "someone"}, "padding": "x" * 40,
+})
+
+NGINX_UPSTREAM = """
+worker_processes 1; daemon off; pid {dir}/up.pid; error_log {dir}/up.err warn;
+events {{ worker_connections 4096; }}
+http {{ access_log off; keepalive_requests 100000;
+  server {{ listen 127.0.0.1:{port}; default_type application/json;
+    location / {{ return 200 '{body}'; }} }} }}
+"""
+NGINX_PROXY = """
+worker_processes 1; daemon off; pid {dir}/px.pid; error_log {dir}/px.err warn;
+events {{ worker_connections 4096; }}
+http {{ access_log off; keepalive_requests 100000;
+  upstream up {{ server 127.0.0.1:{up}; keepalive 1024; }}
+  server {{ listen 127.0.0.1:{port};
+    location / {{ proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_set_header Host $host; proxy_set_header X-Forwarded-For $remote_addr; }} }} }}
+"""
+PORTCULLIS = """
+[server]
+listen = "127.0.0.1:{port}"
+[admin]
+listen = "127.0.0.1:{admin}"
+[log]
+access_log = {access_log}
+level = "warn"
+[pingora]
+threads = 1
+upgrade_sock = "{dir}/upgrade.sock"
+pid_file = "{dir}/portcullis.pid"
+[clusters.api]
+destinations = ["http://127.0.0.1:{up}"]
+[[routes]]
+path = "/"
+cluster = "api"
+"""
+
+
+def sh(*args, **kw):
+    return subprocess.run(args, check=True, **kw)
+
+
+def start(cmd, core, **kw):
+    return subprocess.Popen(["taskset", "-c", core, *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+
+
+def wait_http(url, deadline=20):
+    end = time.time() + deadline
+    while time.time() < end:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except Exception:
+            time.sleep(0.05)
+    raise SystemExit(f"{url} did not come up")
+
+
+def cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def peak_rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        m = re.search(r"VmHWM:\s+(\d+)", f.read())
+    return int(m.group(1)) if m else 0
+
+
+def wrk(url, conns, duration):
+    out = subprocess.run(
+        ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", url],
+        check=True, capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {"rps": rps, "requests": total, "p99_ms": float(p99.group(1)) * scale,
+            "non2xx": int(errors.group(1)) if errors else 0,
+            "socket_errors": sum(map(int, sock.groups())) if sock else 0}
+
+
+def measure(target, conns, duration):
+    """One wrk run against target; CPU per request of the process under test."""
+    hz = os.sysconf("SC_CLK_TCK")
+    before = cpu_ticks(target["pid"]) if target["pid"] else 0
+    r = wrk(target["url"], conns, duration)
+    if target["pid"]:
+        r["cpu_us_per_req"] = (cpu_ticks(target["pid"]) - before) / hz * 1e6 / max(r["requests"], 1)
+    return r
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    ap.add_argument("--conns", default="64,256")
+    ap.add_argument("--access-log", action="store_true", help="keep Portcullis' access log on (to /dev/null)")
+    ap.add_argument("--write", help="replace the results section of this markdown file")
+    ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/portcullis"))
+    args = ap.parse_args()
+    for tool in ("nginx", "wrk", "taskset"):
+        if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
+            raise SystemExit(f"{tool} is missing: run .ci/install-deps bench")
+    if not os.path.exists(args.binary):
+        sh("cargo", "build", "--release", "--locked", cwd=ROOT)
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    conns = [int(c) for c in args.conns.split(",")]
+
+    d = tempfile.mkdtemp(prefix="portcullis-bench-")
+    procs = []
+    try:
+        open(f"{d}/up.conf", "w").write(NGINX_UPSTREAM.format(dir=d, port=UPSTREAM_PORT, body=BODY))
+        open(f"{d}/px.conf", "w").write(NGINX_PROXY.format(dir=d, port=NGINX_PORT, up=UPSTREAM_PORT))
+        open(f"{d}/gw.toml", "w").write(PORTCULLIS.format(
+            dir=d, port=GW_PORT, admin=GW_ADMIN, up=UPSTREAM_PORT, access_log=str(args.access_log).lower()))
+        up = start([nginx, "-c", f"{d}/up.conf", "-p", d], LOAD_CORE)
+        px = start([nginx, "-c", f"{d}/px.conf", "-p", d], SUT_CORE)
+        gw = start([args.binary, "run", "--config", f"{d}/gw.toml"], SUT_CORE)
+        procs = [up, px, gw]
+        for port in (UPSTREAM_PORT, NGINX_PORT, GW_PORT):
+            wait_http(f"http://127.0.0.1:{port}/")
+
+        def worker_pid(master_pidfile):
+            # nginx's master forks one worker; measure the worker.
+            master = open(master_pidfile).read().strip()
+            kids = subprocess.run(["pgrep", "-P", master], capture_output=True, text=True).stdout.split()
+            return int(kids[0])
+
+        targets = [
+            {"name": "upstream alone", "url": f"http://127.0.0.1:{UPSTREAM_PORT}/item", "pid": None},
+            {"name": "nginx proxy", "url": f"http://127.0.0.1:{NGINX_PORT}/item", "pid": worker_pid(f"{d}/px.pid")},
+            {"name": "portcullis", "url": f"http://127.0.0.1:{GW_PORT}/item", "pid": gw.pid},
+        ]
+        results = {(t["name"], c): [] for t in targets for c in conns}
+        for t in targets:  # warm-up: fill connection pools, fault in pages
+            wrk(t["url"], max(conns), 2)
+        for rep in range(args.reps):
+            for c in conns:
+                for t in targets:
+                    r = measure(t, c, args.duration)
+                    results[(t["name"], c)].append(r)
+                    print(f"rep {rep + 1} {c:>3} conns {t['name']:<15} {r['rps']:>9.0f} rps  p99 {r['p99_ms']:.2f} ms"
+                          + (f"  cpu {r['cpu_us_per_req']:.1f} us/req" if 'cpu_us_per_req' in r else "")
+                          + (f"  ERRORS non2xx={r['non2xx']} socket={r['socket_errors']}" if r['non2xx'] or r['socket_errors'] else ""),
+                          flush=True)
+        rss = {"nginx proxy": peak_rss_kb(targets[1]["pid"]), "portcullis": peak_rss_kb(gw.pid)}
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGINT if p is procs[-1] else signal.SIGQUIT)
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(d, ignore_errors=True)
+
+    table = report(results, conns, rss, args)
+    print("\n" + table)
+    if args.write:
+        path = os.path.join(ROOT, args.write) if not os.path.isabs(args.write) else args.write
+        text = open(path).read()
+        begin, end = "<!-- results:begin -->", "<!-- results:end -->"
+        new = text.split(begin)[0] + begin + "\n" + table + "\n" + end + text.split(end)[1]
+        open(path, "w").write(new)
+        print(f"wrote {args.write}")
+
+
+def report(results, conns, rss, args):
+    med = lambda xs: statistics.median(xs)
+    lines = [
+        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores, "
+        f"{args.reps} interleaved repetitions x {args.duration} s per target, wrk -t1, "
+        f"Portcullis access log {'on' if args.access_log else 'off'} (nginx: off).",
+        "Ratios are medians of per-repetition ratios against nginx; CPU is the system under test's.",
+        "",
+        "| target | conns | rps (median) | × nginx rps | CPU µs/req | × nginx CPU | p99 ms | × nginx p99 | peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in conns:
+        ng = results[("nginx proxy", c)]
+        for name in ("upstream alone", "nginx proxy", "portcullis"):
+            rs = results[(name, c)]
+            rps_ratio = med([r["rps"] / n["rps"] for r, n in zip(rs, ng)])
+            p99_ratio = med([r["p99_ms"] / n["p99_ms"] for r, n in zip(rs, ng)])
+            if "cpu_us_per_req" in rs[0]:
+                cpu = f"{med([r['cpu_us_per_req'] for r in rs]):.1f}"
+                cpu_ratio = f"{med([r['cpu_us_per_req'] / n['cpu_us_per_req'] for r, n in zip(rs, ng)]):.2f}"
+            else:
+                cpu, cpu_ratio = "—", "—"
+            mem = f"{rss[name] / 1024:.0f} MB" if name in rss else "—"
+            lines.append(f"| {name} | {c} | {med([r['rps'] for r in rs]):.0f} | {rps_ratio:.2f} | {cpu} | {cpu_ratio} "
+                         f"| {med([r['p99_ms'] for r in rs]):.2f} | {p99_ratio:.2f} | {mem} |")
+    errors = sum(r["non2xx"] + r["socket_errors"] for rs in results.values() for r in rs)
+    lines.append("")
+    lines.append(f"Errors (non-2xx or socket) across all runs: {errors}.")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
