@@ -24,7 +24,7 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-UPSTREAM_PORT, NGINX_PORT, GW_PORT, GW_ADMIN = 18081, 18080, 18090, 18091
+UPSTREAM_PORT, NGINX_PORT, GW_PORT, GW_ADMIN, BARE_PORT = 18081, 18080, 18090, 18091, 18092
 LOAD_CORE, SUT_CORE = "0", "1"
 BODY = json.dumps({
     "id": 12345, "name": "benchmark item", "description": "a small JSON document of about three hundred and twenty bytes",
@@ -133,12 +133,14 @@ def main():
     ap.add_argument("--access-log", action="store_true", help="keep Portcullis' access log on (to /dev/null)")
     ap.add_argument("--write", help="replace the results section of this markdown file")
     ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/portcullis"))
+    ap.add_argument("--bare", default=os.path.join(ROOT, "target/release/examples/bare_pingora"),
+                    help="the minimal Pingora proxy (benches/bare_pingora.rs), measured as the floor")
     args = ap.parse_args()
     for tool in ("nginx", "wrk", "taskset"):
         if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
             raise SystemExit(f"{tool} is missing: run .ci/install-deps bench")
-    if not os.path.exists(args.binary):
-        sh("cargo", "build", "--release", "--locked", cwd=ROOT)
+    if not os.path.exists(args.binary) or not os.path.exists(args.bare):
+        sh("cargo", "build", "--release", "--locked", "--bins", "--example", "bare_pingora", cwd=ROOT)
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     conns = [int(c) for c in args.conns.split(",")]
 
@@ -151,9 +153,10 @@ def main():
             dir=d, port=GW_PORT, admin=GW_ADMIN, up=UPSTREAM_PORT, access_log=str(args.access_log).lower()))
         up = start([nginx, "-c", f"{d}/up.conf", "-p", d], LOAD_CORE)
         px = start([nginx, "-c", f"{d}/px.conf", "-p", d], SUT_CORE)
+        bare = start([args.bare, f"127.0.0.1:{BARE_PORT}", f"127.0.0.1:{UPSTREAM_PORT}"], SUT_CORE)
         gw = start([args.binary, "run", "--config", f"{d}/gw.toml"], SUT_CORE)
-        procs = [up, px, gw]
-        for port in (UPSTREAM_PORT, NGINX_PORT, GW_PORT):
+        procs = [up, px, bare, gw]
+        for port in (UPSTREAM_PORT, NGINX_PORT, BARE_PORT, GW_PORT):
             wait_http(f"http://127.0.0.1:{port}/")
 
         def worker_pid(master_pidfile):
@@ -165,6 +168,7 @@ def main():
         targets = [
             {"name": "upstream alone", "url": f"http://127.0.0.1:{UPSTREAM_PORT}/item", "pid": None},
             {"name": "nginx proxy", "url": f"http://127.0.0.1:{NGINX_PORT}/item", "pid": worker_pid(f"{d}/px.pid")},
+            {"name": "bare pingora", "url": f"http://127.0.0.1:{BARE_PORT}/item", "pid": bare.pid},
             {"name": "portcullis", "url": f"http://127.0.0.1:{GW_PORT}/item", "pid": gw.pid},
         ]
         results = {(t["name"], c): [] for t in targets for c in conns}
@@ -179,10 +183,11 @@ def main():
                           + (f"  cpu {r['cpu_us_per_req']:.1f} us/req" if 'cpu_us_per_req' in r else "")
                           + (f"  ERRORS non2xx={r['non2xx']} socket={r['socket_errors']}" if r['non2xx'] or r['socket_errors'] else ""),
                           flush=True)
-        rss = {"nginx proxy": peak_rss_kb(targets[1]["pid"]), "portcullis": peak_rss_kb(gw.pid)}
+        rss = {"nginx proxy": peak_rss_kb(targets[1]["pid"]), "bare pingora": peak_rss_kb(bare.pid),
+               "portcullis": peak_rss_kb(gw.pid)}
     finally:
         for p in procs:
-            p.send_signal(signal.SIGINT if p is procs[-1] else signal.SIGQUIT)
+            p.send_signal(signal.SIGQUIT if p in procs[:2] else signal.SIGINT)
         for p in procs:
             try:
                 p.wait(timeout=10)
@@ -205,7 +210,8 @@ def report(results, conns, rss, args):
     med = lambda xs: statistics.median(xs)
     lines = [
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores, "
-        f"{args.reps} interleaved repetitions x {args.duration} s per target, wrk -t1, "
+        f"{args.reps} interleaved repetitions x {args.duration} s per target, wrk -t1 on core 0 with the upstream, "
+        "each proxy alone on core 1, "
         f"Portcullis access log {'on' if args.access_log else 'off'} (nginx: off).",
         "Ratios are medians of per-repetition ratios against nginx; CPU is the system under test's.",
         "",
@@ -214,7 +220,7 @@ def report(results, conns, rss, args):
     ]
     for c in conns:
         ng = results[("nginx proxy", c)]
-        for name in ("upstream alone", "nginx proxy", "portcullis"):
+        for name in ("upstream alone", "nginx proxy", "bare pingora", "portcullis"):
             rs = results[(name, c)]
             rps_ratio = med([r["rps"] / n["rps"] for r, n in zip(rs, ng)])
             p99_ratio = med([r["p99_ms"] / n["p99_ms"] for r, n in zip(rs, ng)])

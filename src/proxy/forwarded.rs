@@ -4,9 +4,13 @@
 //! `server.trusted_proxies` (the ingress); from anyone else they are replaced, so a client
 //! cannot spoof its address or scheme to the API. Hop-by-hop headers are already removed by
 //! Pingora's upstream request policy before this runs.
+//!
+//! This runs on every proxied request: header values are reused (`HeaderValue` clones share
+//! their bytes) rather than re-parsed, and names are static.
 
 use std::net::IpAddr;
 
+use http::HeaderValue;
 use pingora::http::RequestHeader;
 use pingora::proxy::Session as HttpSession;
 use pingora::Result;
@@ -32,41 +36,50 @@ impl Forwarding<'_> {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
-        let trusted = client_ip.is_some_and(|ip| self.is_trusted(ip));
-        let incoming = |name: &str| {
-            session
-                .req_header()
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .filter(|v| !v.is_empty())
+        let trusted =
+            !self.trusted_proxies.is_empty() && client_ip.is_some_and(|ip| self.is_trusted(ip));
+        let incoming = session.req_header();
+        let header = |name: &str| incoming.headers.get(name).filter(|v| !v.is_empty());
+
+        let prior = header("x-forwarded-for").filter(|_| trusted);
+        let xff = match (prior, client_ip) {
+            (Some(prior), Some(ip)) => {
+                let mut v = Vec::with_capacity(prior.len() + 42);
+                v.extend_from_slice(prior.as_bytes());
+                v.extend_from_slice(b", ");
+                v.extend_from_slice(ip.to_string().as_bytes());
+                HeaderValue::from_maybe_shared(bytes::Bytes::from(v)).ok()
+            }
+            (None, Some(ip)) => HeaderValue::from_str(&ip.to_string()).ok(),
+            (_, None) => Some(HeaderValue::from_static("unknown")),
         };
-
-        let mut xff = String::with_capacity(48);
-        if trusted {
-            if let Some(prior) = incoming("x-forwarded-for") {
-                xff.push_str(prior);
-                xff.push_str(", ");
+        match xff {
+            Some(v) => req.insert_header("X-Forwarded-For", v)?,
+            None => {
+                req.remove_header("X-Forwarded-For");
             }
         }
-        match client_ip {
-            Some(ip) => {
-                use std::fmt::Write;
-                let _ = write!(xff, "{ip}");
-            }
-            None => xff.push_str("unknown"),
-        }
-        req.insert_header("X-Forwarded-For", xff)?;
 
-        let proto = incoming("x-forwarded-proto")
-            .filter(|p| trusted && (*p == "https" || *p == "http"))
-            .unwrap_or(self.scheme);
-        req.insert_header("X-Forwarded-Proto", proto)?;
-
-        let host = incoming("x-forwarded-host")
+        let proto = match header("x-forwarded-proto")
             .filter(|_| trusted)
-            .or_else(|| incoming("host"))
-            .or_else(|| session.req_header().uri.authority().map(|a| a.as_str()));
+            .map(HeaderValue::as_bytes)
+        {
+            Some(b"https") => "https",
+            Some(b"http") => "http",
+            _ => self.scheme,
+        };
+        req.insert_header("X-Forwarded-Proto", HeaderValue::from_static(proto))?;
+
+        let host = header("x-forwarded-host")
+            .filter(|_| trusted)
+            .or_else(|| header("host"))
+            .cloned()
+            .or_else(|| {
+                incoming
+                    .uri
+                    .authority()
+                    .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            });
         match host {
             Some(h) => req.insert_header("X-Forwarded-Host", h)?,
             None => {
@@ -74,8 +87,11 @@ impl Forwarding<'_> {
             }
         }
         if !trusted {
-            req.remove_header("Forwarded");
-            req.remove_header("X-Real-IP");
+            for name in ["forwarded", "x-real-ip"] {
+                if req.headers.contains_key(name) {
+                    req.remove_header(name);
+                }
+            }
         }
         req.insert_header("X-Request-Id", ctx.request_id.as_str())?;
         Ok(())

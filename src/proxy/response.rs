@@ -25,6 +25,14 @@ pub fn filter(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Result<()> {
 }
 
 fn strip_hop_by_hop(resp: &mut ResponseHeader) {
+    // Most responses carry none of these: one pass over the names decides whether to look closer.
+    let suspicious = resp.headers.keys().any(|k| {
+        let k = k.as_str();
+        k == "connection" || HOP_BY_HOP.contains(&k)
+    });
+    if !suspicious {
+        return;
+    }
     let switching = resp.status.as_u16() == 101;
     let nominated: Vec<String> = resp
         .headers
