@@ -57,7 +57,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), AppError> {
         clusters.insert(name.clone(), cluster);
     }
     resolve_now(clusters.values())?;
-    let routes = RouteTable::new(&config.routes, |name| clusters.get(name).cloned());
+    let routes = RouteTable::new(&config.routes, |name| clusters.get(name).cloned(), &metrics);
 
     let gateway = Gateway::new(&config, routes, metrics.clone());
     let mut server_options = HttpServerOptions::default();

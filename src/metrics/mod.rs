@@ -3,11 +3,12 @@
 //! Labels are only ever configured names (route, cluster, destination) and status codes, never
 //! anything from a request, so cardinality stays bounded and nothing secret can leak into them.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Buckets sized for a gateway: sub-millisecond local answers up to slow upstreams.
@@ -81,14 +82,16 @@ impl Metrics {
         })
     }
 
-    /// One finished request. `route`/`cluster` are `"-"` when none matched.
-    pub fn request(&self, route: &str, cluster: &str, status: u16, elapsed: Duration) {
-        self.requests
-            .with_label_values(&[route, cluster, status_label(status)])
-            .inc();
-        self.latency
-            .with_label_values(&[route, cluster])
-            .observe(elapsed.as_secs_f64());
+    /// The request metrics of one route, resolved once so that counting a request is a
+    /// couple of atomic adds. `route`/`cluster` are `"-"` for requests that matched no route.
+    pub fn route(&self, route: &str, cluster: &str) -> RouteMetrics {
+        RouteMetrics {
+            route: route.to_string(),
+            cluster: cluster.to_string(),
+            requests: self.requests.clone(),
+            by_status: (0..600).map(|_| OnceLock::new()).collect(),
+            latency: self.latency.with_label_values(&[route, cluster]),
+        }
     }
 
     pub fn connect_error(&self, cluster: &str) {
@@ -114,6 +117,30 @@ impl Metrics {
     }
 }
 
+pub struct RouteMetrics {
+    route: String,
+    cluster: String,
+    requests: IntCounterVec,
+    /// Indexed by status code; each filled on its first use.
+    by_status: Box<[OnceLock<IntCounter>]>,
+    latency: Histogram,
+}
+
+impl RouteMetrics {
+    /// One finished request.
+    pub fn observe(&self, status: u16, elapsed: Duration) {
+        let label = || {
+            self.requests
+                .with_label_values(&[&self.route, &self.cluster, status_label(status)])
+        };
+        match self.by_status.get(usize::from(status)) {
+            Some(slot) => slot.get_or_init(label).inc(),
+            None => label().inc(),
+        }
+        self.latency.observe(elapsed.as_secs_f64());
+    }
+}
+
 /// Status codes as label strings, built once, so counting a request allocates nothing.
 fn status_label(status: u16) -> &'static str {
     static LABELS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
@@ -130,12 +157,14 @@ mod tests {
     #[test]
     fn renders_requests_with_configured_labels_only() {
         let m = Metrics::new().unwrap();
-        m.request("/api/", "api", 502, Duration::from_millis(3));
+        let route = m.route("/api/", "api");
+        route.observe(502, Duration::from_millis(3));
+        route.observe(502, Duration::from_millis(4));
         m.upstream_health("api", "http://api-1", "10.0.0.1:80", false);
         let text = String::from_utf8(m.render()).unwrap();
         assert!(
             text.contains(
-                r#"portcullis_requests_total{cluster="api",route="/api/",status="502"} 1"#
+                r#"portcullis_requests_total{cluster="api",route="/api/",status="502"} 2"#
             ),
             "{text}"
         );

@@ -5,7 +5,7 @@
 use pingora::proxy::Session as HttpSession;
 use pingora::Error;
 
-use crate::metrics::Metrics;
+use crate::metrics::RouteMetrics;
 
 use super::context::RequestCtx;
 
@@ -13,7 +13,7 @@ pub fn record(
     session: &HttpSession,
     e: Option<&Error>,
     ctx: &RequestCtx,
-    metrics: &Metrics,
+    metrics: &RouteMetrics,
     log: bool,
 ) {
     let elapsed = ctx.started.elapsed();
@@ -22,7 +22,7 @@ pub fn record(
         .map(|r| r.status.as_u16())
         .or_else(|| ctx.error.as_ref().map(|g| g.status()))
         .unwrap_or(0);
-    metrics.request(ctx.route_name(), ctx.cluster_name(), status, elapsed);
+    metrics.observe(status, elapsed);
     if !log {
         return;
     }

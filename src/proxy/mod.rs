@@ -31,7 +31,7 @@ use pingora::{Error, ErrorType, Result};
 
 use crate::config::{Cidr, Config};
 use crate::error::GatewayError;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RouteMetrics};
 use crate::upstream::RouteTable;
 
 pub use self::context::RequestCtx;
@@ -45,6 +45,8 @@ pub struct Gateway {
     keepalive_secs: u64,
     access_log: bool,
     metrics: Arc<Metrics>,
+    /// Counts requests that matched no route.
+    unrouted: RouteMetrics,
 }
 
 impl Gateway {
@@ -59,6 +61,7 @@ impl Gateway {
             },
             keepalive_secs: config.pingora.keepalive_timeout.as_secs().max(1),
             access_log: config.log.access_log,
+            unrouted: metrics.route("-", "-"),
             metrics,
         }
     }
@@ -187,7 +190,8 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut HttpSession, e: Option<&Error>, ctx: &mut RequestCtx) {
-        access_log::record(session, e, ctx, &self.metrics, self.access_log);
+        let metrics = ctx.route.as_ref().map_or(&self.unrouted, |r| &r.metrics);
+        access_log::record(session, e, ctx, metrics, self.access_log);
     }
 
     /// Used in Pingora's own error lines: never the query string, which can carry codes.

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::config::RouteConfig;
+use crate::metrics::{Metrics, RouteMetrics};
 
 use super::Cluster;
 
@@ -13,6 +14,7 @@ pub struct Route {
     pub host: Option<String>,
     pub cluster: Arc<Cluster>,
     pub rewrite_prefix: Option<String>,
+    pub metrics: RouteMetrics,
 }
 
 impl Route {
@@ -50,7 +52,11 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    pub fn new(configs: &[RouteConfig], cluster: impl Fn(&str) -> Option<Arc<Cluster>>) -> Self {
+    pub fn new(
+        configs: &[RouteConfig],
+        cluster: impl Fn(&str) -> Option<Arc<Cluster>>,
+        metrics: &Metrics,
+    ) -> Self {
         let mut routes: Vec<Arc<Route>> = configs
             .iter()
             .filter_map(|c| {
@@ -60,6 +66,7 @@ impl RouteTable {
                     host: c.host.clone(),
                     cluster: cluster(&c.cluster)?,
                     rewrite_prefix: c.rewrite_prefix.clone(),
+                    metrics: metrics.route(&c.name, &c.cluster),
                 }))
             })
             .collect();
@@ -111,7 +118,11 @@ mod tests {
                 rewrite_prefix: rewrite.map(String::from),
             })
             .collect();
-        RouteTable::new(&configs, |_| Some(cluster.clone()))
+        RouteTable::new(
+            &configs,
+            |_| Some(cluster.clone()),
+            &Metrics::new().unwrap(),
+        )
     }
 
     fn name<'a>(t: &'a RouteTable, host: Option<&str>, path: &str) -> Option<&'a str> {
