@@ -12,3 +12,4 @@ mod forwarding;
 mod routing;
 mod shutdown;
 mod streaming;
+mod tls;

@@ -201,6 +201,50 @@ async fn unhealthy_destination_leaves_rotation_and_comes_back() {
 }
 
 #[tokio::test]
+async fn tcp_health_check_takes_a_closed_port_out() {
+    let a = Upstream::start("a").await;
+    let dead = format!("http://127.0.0.1:{}", crate::harness::free_port());
+    let gw = GatewayConfig::new()
+        .cluster(
+            "api",
+            &[a.url(), dead.clone()],
+            "health_check = { type = \"tcp\", interval = \"200ms\", unhealthy_threshold = 1 }",
+        )
+        .route("/", "api", "")
+        .start()
+        .await;
+    let down = format!("destination=\"{dead}\"");
+    let up = format!("destination=\"{}\"", a.url());
+    eventually(
+        "the closed port to be marked down",
+        Duration::from_secs(10),
+        || async {
+            let m = gw.metrics().await;
+            let healthy = |label: &str, v: &str| {
+                m.lines().any(|l| {
+                    l.starts_with("portcullis_upstream_healthy")
+                        && l.contains(label)
+                        && l.ends_with(v)
+                })
+            };
+            (healthy(&down, " 0") && healthy(&up, " 1")).then_some(())
+        },
+    )
+    .await;
+    let before = gw.metrics().await;
+    for _ in 0..4 {
+        assert_eq!(echo(&gw.url("/x")).await["name"], "a");
+    }
+    // Out of rotation means not even tried: no new connect errors.
+    let errors = |m: &str| {
+        m.lines()
+            .find(|l| l.starts_with("portcullis_upstream_connect_errors_total"))
+            .map(String::from)
+    };
+    assert_eq!(errors(&before), errors(&gw.metrics().await));
+}
+
+#[tokio::test]
 async fn a_dead_destination_is_retried_elsewhere_without_errors() {
     let a = Upstream::start("a").await;
     let dead = format!("http://127.0.0.1:{}", crate::harness::free_port());
