@@ -13,5 +13,6 @@ pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod proxy;
+pub mod session;
 pub mod telemetry;
 pub mod upstream;

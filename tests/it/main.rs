@@ -10,6 +10,7 @@ mod config_cli;
 mod failures;
 mod forwarding;
 mod routing;
+mod session_store;
 mod shutdown;
 mod streaming;
 mod tls;

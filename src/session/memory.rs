@@ -1,0 +1,194 @@
+//! The in-process store: the default for one replica and for the quickstart.
+//!
+//! Everything lives in one mutex-guarded map set; entries expire lazily on access and in a
+//! sweep every few hundred writes, so memory is bounded by the live sessions.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::store::{Store, StoreError, StoredSession};
+use super::SessionId;
+
+const SWEEP_EVERY: u32 = 256;
+
+#[derive(Default)]
+struct Inner {
+    sessions: HashMap<SessionId, (StoredSession, Instant)>,
+    by_sub: HashMap<String, HashSet<SessionId>>,
+    by_sid: HashMap<String, HashSet<SessionId>>,
+    login_states: HashMap<String, (Vec<u8>, Instant)>,
+    writes: u32,
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Inner>, StoreError> {
+        // A poisoned lock means a panic elsewhere mid-update; the maps are still usable.
+        Ok(self.inner.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl Inner {
+    fn unindex(&mut self, id: &SessionId, session: &StoredSession) {
+        if let Some(ids) = self.by_sub.get_mut(&session.sub) {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.by_sub.remove(&session.sub);
+            }
+        }
+        if let Some(sid) = &session.sid {
+            if let Some(ids) = self.by_sid.get_mut(sid) {
+                ids.remove(id);
+                if ids.is_empty() {
+                    self.by_sid.remove(sid);
+                }
+            }
+        }
+    }
+
+    fn live(&mut self, id: &SessionId, now: Instant) -> Option<&mut (StoredSession, Instant)> {
+        let expired = self.sessions.get(id).is_some_and(|(_, exp)| *exp <= now);
+        if expired {
+            if let Some((s, _)) = self.sessions.remove(id) {
+                self.unindex(id, &s);
+            }
+        }
+        self.sessions.get_mut(id)
+    }
+
+    fn sweep(&mut self, now: Instant) {
+        let expired: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, (_, exp))| *exp <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            if let Some((s, _)) = self.sessions.remove(&id) {
+                self.unindex(&id, &s);
+            }
+        }
+        self.login_states.retain(|_, (_, exp)| *exp > now);
+    }
+
+    fn live_ids(&mut self, ids: Option<HashSet<SessionId>>, now: Instant) -> Vec<SessionId> {
+        ids.unwrap_or_default()
+            .into_iter()
+            .filter(|id| self.live(id, now).is_some())
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn put(
+        &self,
+        id: &SessionId,
+        session: &StoredSession,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let now = Instant::now();
+        let mut inner = self.lock()?;
+        inner.writes = inner.writes.wrapping_add(1);
+        if inner.writes % SWEEP_EVERY == 0 {
+            inner.sweep(now);
+        }
+        if let Some((old, _)) = inner.sessions.remove(id) {
+            inner.unindex(id, &old);
+        }
+        inner
+            .by_sub
+            .entry(session.sub.clone())
+            .or_default()
+            .insert(id.clone());
+        if let Some(sid) = &session.sid {
+            inner
+                .by_sid
+                .entry(sid.clone())
+                .or_default()
+                .insert(id.clone());
+        }
+        inner
+            .sessions
+            .insert(id.clone(), (session.clone(), now + ttl));
+        Ok(())
+    }
+
+    async fn get(&self, id: &SessionId) -> Result<Option<StoredSession>, StoreError> {
+        let mut inner = self.lock()?;
+        Ok(inner.live(id, Instant::now()).map(|(s, _)| s.clone()))
+    }
+
+    async fn touch(&self, id: &SessionId, ttl: Duration) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut inner = self.lock()?;
+        Ok(match inner.live(id, now) {
+            Some((_, exp)) => {
+                *exp = now + ttl;
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
+        let mut inner = self.lock()?;
+        let removed = inner.sessions.remove(id);
+        Ok(match removed {
+            Some((s, exp)) => {
+                inner.unindex(id, &s);
+                exp > Instant::now()
+            }
+            None => false,
+        })
+    }
+
+    async fn sessions_of_sub(&self, sub: &str) -> Result<Vec<SessionId>, StoreError> {
+        let mut inner = self.lock()?;
+        let ids = inner.by_sub.get(sub).cloned();
+        Ok(inner.live_ids(ids, Instant::now()))
+    }
+
+    async fn sessions_of_sid(&self, sid: &str) -> Result<Vec<SessionId>, StoreError> {
+        let mut inner = self.lock()?;
+        let ids = inner.by_sid.get(sid).cloned();
+        Ok(inner.live_ids(ids, Instant::now()))
+    }
+
+    async fn put_login_state(
+        &self,
+        state: &str,
+        data: &[u8],
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        inner
+            .login_states
+            .insert(state.to_string(), (data.to_vec(), Instant::now() + ttl));
+        Ok(())
+    }
+
+    async fn take_login_state(&self, state: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut inner = self.lock()?;
+        Ok(inner
+            .login_states
+            .remove(state)
+            .filter(|(_, exp)| *exp > Instant::now())
+            .map(|(data, _)| data))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,16 @@
+//! Server-side sessions: where the browser's opaque cookie leads.
+//!
+//! `id` makes and checks session ids, `seal` encrypts token material at rest, `store` is the
+//! one trait every backend implements (`memory` for a single replica, `redis` for replicas that
+//! share sessions). The login flow (next) builds on these; the same conformance suite
+//! (`tests/it/session_store.rs`) runs against every store.
+
+pub mod id;
+pub mod memory;
+pub mod redis;
+pub mod seal;
+pub mod store;
+
+pub use self::id::SessionId;
+pub use self::seal::{KeyRing, SealError};
+pub use self::store::{Store, StoreError, StoredSession};

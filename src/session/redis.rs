@@ -1,0 +1,401 @@
+//! The Redis store (fred): standalone, cluster and TLS, shared by every replica.
+//!
+//! Keys (with `key_prefix`, default `portcullis`):
+//! - `{prefix}:{<session id>}:s` — the session, JSON, expiring with the session. The hash tag
+//!   puts everything keyed by one session (its lock comes with token refresh) in one cluster slot;
+//! - `{prefix}:sub:{<sub>}`, `{prefix}:sid:{<sid>}` — sets of session ids, expiring after
+//!   `index_ttl`; members whose session is gone are dropped when read;
+//! - `{prefix}:login:{<state>}` — a login in progress, read once with `GETDEL` (Redis ≥ 6.2).
+//!
+//! Every command has a timeout and the client reconnects with backoff: a Redis outage makes
+//! requests that need a session fail fast with 503, and the gateway recovers by itself.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fred::prelude::{
+    Builder, ClientLike, Config as FredConfig, Expiration, KeysInterface, Pool, ReconnectPolicy,
+    ServerConfig, SetsInterface,
+};
+use fred::types::config::TlsConnector;
+
+use super::store::{Store, StoreError, StoredSession};
+use super::SessionId;
+
+/// Where Redis is and how to talk to it.
+#[derive(Clone)]
+pub struct RedisOptions {
+    pub endpoint: Endpoint,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// TLS to Redis (`rediss://` implies it).
+    pub tls: bool,
+    pub key_prefix: String,
+    pub command_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub pool_size: usize,
+    /// How long the by-user and by-IdP-session indexes live after their last write; set it to
+    /// the absolute session lifetime.
+    pub index_ttl: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `redis://[user:pass@]host:port[/db]` or `rediss://...`.
+    Url(String),
+    /// One or more seed nodes of a Redis Cluster.
+    Cluster(Vec<(String, u16)>),
+    /// One standalone server.
+    Standalone(String, u16),
+}
+
+impl RedisOptions {
+    pub fn new(endpoint: Endpoint) -> Self {
+        RedisOptions {
+            endpoint,
+            username: None,
+            password: None,
+            tls: false,
+            key_prefix: "portcullis".into(),
+            command_timeout: Duration::from_millis(500),
+            connect_timeout: Duration::from_secs(2),
+            pool_size: 4,
+            index_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+
+    /// The StackExchange.Redis form used by .NET apps and Azure Cache for Redis:
+    /// `host:6380,password=...,ssl=True,abortConnect=False[,user=...]`. Several endpoints
+    /// (or `cluster = true`) make a cluster.
+    pub fn from_stackexchange(s: &str, cluster: bool) -> Result<RedisOptions, String> {
+        let mut hosts = Vec::new();
+        let (mut user, mut password, mut ssl) = (None, None, false);
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part.split_once('=') {
+                Some((k, v)) => match k.trim().to_ascii_lowercase().as_str() {
+                    "password" => password = Some(v.to_string()),
+                    "user" => user = Some(v.to_string()),
+                    "ssl" => {
+                        ssl = match v.trim().to_ascii_lowercase().as_str() {
+                            "true" => true,
+                            "false" => false,
+                            other => return Err(format!("ssl={other} is neither True nor False")),
+                        }
+                    }
+                    // Client-side behaviour of StackExchange.Redis with no meaning here.
+                    "abortconnect" | "connecttimeout" | "synctimeout" | "asynctimeout"
+                    | "allowadmin" | "connectretry" | "keepalive" | "name" | "sslprotocols"
+                    | "defaultdatabase" => {}
+                    other => return Err(format!("unknown option {other:?}")),
+                },
+                None => hosts.push(part),
+            }
+        }
+        // Options may follow the hosts, and `ssl` decides the default port (Azure: 6380).
+        let default_port = if ssl { 6380 } else { 6379 };
+        let mut nodes = hosts
+            .into_iter()
+            .map(|h| host_port(h, default_port))
+            .collect::<Result<Vec<_>, _>>()?;
+        let endpoint = match nodes.len() {
+            0 => return Err("no host:port in the connection string".into()),
+            1 if !cluster => {
+                let (h, p) = nodes.remove(0);
+                Endpoint::Standalone(h, p)
+            }
+            _ => Endpoint::Cluster(nodes),
+        };
+        Ok(RedisOptions {
+            username: user,
+            password,
+            tls: ssl,
+            ..RedisOptions::new(endpoint)
+        })
+    }
+
+    fn fred_config(&self) -> Result<FredConfig, StoreError> {
+        let mut config = match &self.endpoint {
+            Endpoint::Url(url) => FredConfig::from_url(url)
+                .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?,
+            Endpoint::Cluster(nodes) => FredConfig {
+                server: ServerConfig::new_clustered(nodes.clone()),
+                ..FredConfig::default()
+            },
+            Endpoint::Standalone(host, port) => FredConfig {
+                server: ServerConfig::new_centralized(host.clone(), *port),
+                ..FredConfig::default()
+            },
+        };
+        if self.username.is_some() {
+            config.username = self.username.clone();
+        }
+        if self.password.is_some() {
+            config.password = self.password.clone();
+        }
+        let url_tls = matches!(&self.endpoint, Endpoint::Url(u) if u.starts_with("rediss"));
+        if (self.tls || url_tls) && config.tls.is_none() {
+            let connector = TlsConnector::default_rustls()
+                .map_err(|e| StoreError::Unavailable(format!("cannot set up TLS to Redis: {e}")))?;
+            config.tls = Some(connector.into());
+        }
+        Ok(config)
+    }
+}
+
+fn host_port(s: &str, default_port: u16) -> Result<(String, u16), String> {
+    match s.rsplit_once(':') {
+        Some((h, p)) => Ok((
+            h.to_string(),
+            p.parse()
+                .map_err(|_| format!("{s:?} has an invalid port"))?,
+        )),
+        None => Ok((s.to_string(), default_port)),
+    }
+}
+
+pub struct RedisStore {
+    pool: Pool,
+    prefix: String,
+    index_ttl: Duration,
+}
+
+fn unavailable(e: fred::error::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX).max(1)
+}
+
+impl RedisStore {
+    /// Connects (waiting at most `connect_timeout` for the first connection) and keeps
+    /// reconnecting in the background afterwards.
+    pub async fn connect(options: &RedisOptions) -> Result<RedisStore, StoreError> {
+        let config = options.fred_config()?;
+        let (command_timeout, connect_timeout) = (options.command_timeout, options.connect_timeout);
+        let pool = Builder::from_config(config)
+            .with_performance_config(|p| p.default_command_timeout = command_timeout)
+            .with_connection_config(|c| {
+                c.connection_timeout = connect_timeout;
+                c.internal_command_timeout = connect_timeout;
+                c.max_command_attempts = 2;
+            })
+            // Reconnect forever, from 100 ms up to 5 s between attempts.
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
+            .build_pool(options.pool_size.max(1))
+            .map_err(unavailable)?;
+        pool.init().await.map_err(unavailable)?;
+        Ok(RedisStore {
+            pool,
+            prefix: options.key_prefix.clone(),
+            index_ttl: options.index_ttl,
+        })
+    }
+
+    fn session_key(&self, id: &SessionId) -> String {
+        format!("{}:{{{}}}:s", self.prefix, id.as_str())
+    }
+
+    fn sub_key(&self, sub: &str) -> String {
+        format!("{}:sub:{{{sub}}}", self.prefix)
+    }
+
+    fn sid_key(&self, sid: &str) -> String {
+        format!("{}:sid:{{{sid}}}", self.prefix)
+    }
+
+    fn login_key(&self, state: &str) -> String {
+        format!("{}:login:{{{state}}}", self.prefix)
+    }
+
+    async fn index(&self, key: String, id: &SessionId) -> Result<(), StoreError> {
+        self.pool
+            .sadd::<(), _, _>(key.as_str(), id.as_str())
+            .await
+            .map_err(unavailable)?;
+        self.pool
+            .pexpire::<(), _>(key.as_str(), millis(self.index_ttl), None)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn unindex(&self, key: String, id: &SessionId) -> Result<(), StoreError> {
+        self.pool
+            .srem::<(), _, _>(key, id.as_str())
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Members of an index whose session still exists; drops the others from the index.
+    async fn live_members(&self, key: String) -> Result<Vec<SessionId>, StoreError> {
+        let members: Vec<String> = self
+            .pool
+            .smembers(key.as_str())
+            .await
+            .map_err(unavailable)?;
+        let mut live = Vec::with_capacity(members.len());
+        for m in members {
+            let Some(id) = SessionId::parse(&m) else {
+                self.pool
+                    .srem::<(), _, _>(key.as_str(), m)
+                    .await
+                    .map_err(unavailable)?;
+                continue;
+            };
+            let exists: u32 = self
+                .pool
+                .exists(self.session_key(&id))
+                .await
+                .map_err(unavailable)?;
+            if exists > 0 {
+                live.push(id);
+            } else {
+                self.unindex(key.clone(), &id).await?;
+            }
+        }
+        Ok(live)
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn put(
+        &self,
+        id: &SessionId,
+        session: &StoredSession,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let json =
+            serde_json::to_string(session).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        // Indexes first: a session that exists is always findable for revocation.
+        self.index(self.sub_key(&session.sub), id).await?;
+        if let Some(sid) = &session.sid {
+            self.index(self.sid_key(sid), id).await?;
+        }
+        self.pool
+            .set::<(), _, _>(
+                self.session_key(id),
+                json,
+                Some(Expiration::PX(millis(ttl))),
+                None,
+                false,
+            )
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn get(&self, id: &SessionId) -> Result<Option<StoredSession>, StoreError> {
+        let json: Option<String> = self
+            .pool
+            .get(self.session_key(id))
+            .await
+            .map_err(unavailable)?;
+        json.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()
+    }
+
+    async fn touch(&self, id: &SessionId, ttl: Duration) -> Result<bool, StoreError> {
+        let changed: u32 = self
+            .pool
+            .pexpire(self.session_key(id), millis(ttl), None)
+            .await
+            .map_err(unavailable)?;
+        Ok(changed > 0)
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
+        let json: Option<String> = self
+            .pool
+            .getdel(self.session_key(id))
+            .await
+            .map_err(unavailable)?;
+        let Some(json) = json else { return Ok(false) };
+        if let Ok(session) = serde_json::from_str::<StoredSession>(&json) {
+            self.unindex(self.sub_key(&session.sub), id).await?;
+            if let Some(sid) = &session.sid {
+                self.unindex(self.sid_key(sid), id).await?;
+            }
+        }
+        Ok(true)
+    }
+
+    async fn sessions_of_sub(&self, sub: &str) -> Result<Vec<SessionId>, StoreError> {
+        self.live_members(self.sub_key(sub)).await
+    }
+
+    async fn sessions_of_sid(&self, sid: &str) -> Result<Vec<SessionId>, StoreError> {
+        self.live_members(self.sid_key(sid)).await
+    }
+
+    async fn put_login_state(
+        &self,
+        state: &str,
+        data: &[u8],
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.pool
+            .set::<(), _, _>(
+                self.login_key(state),
+                data.to_vec(),
+                Some(Expiration::PX(millis(ttl))),
+                None,
+                false,
+            )
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn take_login_state(&self, state: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.pool
+            .getdel(self.login_key(state))
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.pool.ping::<()>(None).await.map_err(unavailable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_azure_style_connection_strings() {
+        let o = RedisOptions::from_stackexchange(
+            "contoso.redis.cache.windows.net:6380,password=s3cret,ssl=True,abortConnect=False",
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            o.endpoint,
+            Endpoint::Standalone("contoso.redis.cache.windows.net".into(), 6380)
+        );
+        assert_eq!(o.password.as_deref(), Some("s3cret"));
+        assert!(o.tls);
+
+        let o =
+            RedisOptions::from_stackexchange("a:7000,b:7001,user=app,password=p", false).unwrap();
+        assert_eq!(
+            o.endpoint,
+            Endpoint::Cluster(vec![("a".into(), 7000), ("b".into(), 7001)])
+        );
+        assert_eq!(o.username.as_deref(), Some("app"));
+        assert!(!o.tls);
+
+        let o = RedisOptions::from_stackexchange("one.example,ssl=true", true).unwrap();
+        assert_eq!(
+            o.endpoint,
+            Endpoint::Cluster(vec![("one.example".into(), 6380)])
+        );
+    }
+
+    #[test]
+    fn rejects_what_it_does_not_understand() {
+        assert!(RedisOptions::from_stackexchange("", false).is_err());
+        assert!(RedisOptions::from_stackexchange("h:x", false).is_err());
+        assert!(RedisOptions::from_stackexchange("h:1,ssl=maybe", false).is_err());
+        assert!(RedisOptions::from_stackexchange("h:1,proxy=twemproxy", false).is_err());
+    }
+}

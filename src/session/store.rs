@@ -1,0 +1,93 @@
+//! The session store contract, shared by every backend.
+//!
+//! A store keeps three kinds of entries, each expiring on its own:
+//! - sessions, by id, holding the sealed payload plus the `sub` and `sid` they are indexed by;
+//! - indexes from `sub` and from `sid` to session ids, so back-channel logout and the admin API
+//!   can find every session of a user (entries may outlive their session: readers check);
+//! - login states, by OAuth `state`, readable exactly once (replayed states find nothing).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::SessionId;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot be reached or did not answer in time. Callers answer 503 and keep the
+    /// session: a network blip must not log anyone out.
+    #[error("session store unavailable: {0}")]
+    Unavailable(String),
+    /// An entry exists but cannot be decoded (written by an incompatible version, or damaged).
+    #[error("session store entry is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// What the store keeps for one session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredSession {
+    /// Subject of the ID token, for the by-user index.
+    pub sub: String,
+    /// The IdP's session id (`sid` claim), for back-channel logout.
+    pub sid: Option<String>,
+    /// Bumped on every write that changes tokens, so a stale writer can be detected.
+    pub version: u64,
+    /// Sealed with the key ring (tokens and claims); opaque to the store.
+    #[serde(with = "b64")]
+    pub sealed: Vec<u8>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Writes the session (replacing any previous one) to expire after `ttl`, and indexes it.
+    async fn put(
+        &self,
+        id: &SessionId,
+        session: &StoredSession,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+
+    async fn get(&self, id: &SessionId) -> Result<Option<StoredSession>, StoreError>;
+
+    /// Pushes the expiry to `ttl` from now (sliding idle timeout). `false` if it is gone.
+    async fn touch(&self, id: &SessionId, ttl: Duration) -> Result<bool, StoreError>;
+
+    /// Removes the session and its index entries. `false` if it was already gone.
+    async fn delete(&self, id: &SessionId) -> Result<bool, StoreError>;
+
+    /// Ids of the live sessions of a user.
+    async fn sessions_of_sub(&self, sub: &str) -> Result<Vec<SessionId>, StoreError>;
+
+    /// Ids of the live sessions created under one IdP session.
+    async fn sessions_of_sid(&self, sid: &str) -> Result<Vec<SessionId>, StoreError>;
+
+    /// Keeps a login in progress under its `state`, for at most `ttl`.
+    async fn put_login_state(
+        &self,
+        state: &str,
+        data: &[u8],
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+
+    /// Returns and removes the login state in one step: the second caller gets `None`.
+    async fn take_login_state(&self, state: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Whether the store answers; used by `/readyz`.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+mod b64 {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        STANDARD.decode(s).map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,149 @@
+//! Real Redis from Debian's `redis-server`: a standalone server or a 6-node cluster
+//! (3 masters, 3 replicas) made with `redis-cli --cluster create`. Stopped by PID on drop.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::free_port;
+use super::gateway::scratch_dir;
+
+pub struct RedisServer {
+    child: Child,
+    pub port: u16,
+    dir: PathBuf,
+    password: Option<String>,
+}
+
+impl RedisServer {
+    pub fn start() -> RedisServer {
+        Self::spawn(&[], None)
+    }
+
+    /// A server that only answers clients that authenticate with `password`.
+    pub fn with_password(password: &str) -> RedisServer {
+        Self::spawn(&["--requirepass", password], Some(password))
+    }
+
+    fn spawn(extra: &[&str], password: Option<&str>) -> RedisServer {
+        let port = free_port();
+        let dir = scratch_dir();
+        let child = Command::new("redis-server")
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(&dir)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server (apt install redis-server)");
+        let server = RedisServer {
+            child,
+            port,
+            dir,
+            password: password.map(String::from),
+        };
+        server.wait_for(|out| out.trim() == "PONG", &["ping"]);
+        server
+    }
+
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(
+                self.password
+                    .iter()
+                    .flat_map(|p| ["--no-auth-warning", "-a", p.as_str()]),
+            )
+            .args(args)
+            .output()
+            .expect("run redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn wait_for(&self, ok: impl Fn(&str) -> bool, args: &[&str]) {
+        let start = Instant::now();
+        while !ok(&self.cli(args)) {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "redis on {} not ready for {args:?}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the server now (an outage), keeping the handle for its port.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    pub fn start() -> RedisCluster {
+        let nodes: Vec<RedisServer> = (0..6)
+            .map(|_| {
+                RedisServer::spawn(
+                    &[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        "5000",
+                    ],
+                    None,
+                )
+            })
+            .collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .expect("run redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        for node in &nodes {
+            node.wait_for(|out| out.contains("cluster_state:ok"), &["cluster", "info"]);
+        }
+        RedisCluster { nodes }
+    }
+
+    pub fn seeds(&self) -> Vec<(String, u16)> {
+        self.nodes
+            .iter()
+            .take(3)
+            .map(|n| ("127.0.0.1".to_string(), n.port))
+            .collect()
+    }
+}

@@ -1,0 +1,210 @@
+//! One conformance suite for every session store: memory, standalone Redis, a 6-node cluster.
+
+use std::time::Duration;
+
+use portcullis::session::memory::MemoryStore;
+use portcullis::session::redis::{Endpoint, RedisOptions, RedisStore};
+use portcullis::session::{SessionId, Store, StoreError, StoredSession};
+
+use crate::harness::eventually;
+use crate::harness::redis::{RedisCluster, RedisServer};
+
+fn session(sub: &str, sid: Option<&str>) -> StoredSession {
+    StoredSession {
+        sub: sub.into(),
+        sid: sid.map(String::from),
+        version: 1,
+        sealed: vec![1, 2, 3, 0, 255],
+    }
+}
+
+const LONG: Duration = Duration::from_secs(600);
+
+async fn conformance(store: &dyn Store) {
+    store.ping().await.unwrap();
+
+    // Round trip, and nothing for an id never stored.
+    let id = SessionId::generate();
+    let s = session("alice", Some("idp-session-1"));
+    store.put(&id, &s, LONG).await.unwrap();
+    assert_eq!(store.get(&id).await.unwrap(), Some(s.clone()));
+    assert_eq!(store.get(&SessionId::generate()).await.unwrap(), None);
+
+    // Indexes find every session of a user and of an IdP session, across cluster slots.
+    let other = SessionId::generate();
+    store
+        .put(&other, &session("alice", Some("idp-session-2")), LONG)
+        .await
+        .unwrap();
+    let bob = SessionId::generate();
+    store.put(&bob, &session("bob", None), LONG).await.unwrap();
+    let mut of_alice = store.sessions_of_sub("alice").await.unwrap();
+    of_alice.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    let mut expected = vec![id.clone(), other.clone()];
+    expected.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    assert_eq!(of_alice, expected);
+    assert_eq!(
+        store.sessions_of_sid("idp-session-1").await.unwrap(),
+        vec![id.clone()]
+    );
+    assert_eq!(store.sessions_of_sub("nobody").await.unwrap(), vec![]);
+
+    // Delete removes the session and its index entries, once.
+    assert!(store.delete(&id).await.unwrap());
+    assert!(!store.delete(&id).await.unwrap());
+    assert_eq!(store.get(&id).await.unwrap(), None);
+    assert_eq!(
+        store.sessions_of_sub("alice").await.unwrap(),
+        vec![other.clone()]
+    );
+    assert_eq!(
+        store.sessions_of_sid("idp-session-1").await.unwrap(),
+        vec![]
+    );
+
+    // Sessions expire with their TTL, and expired ones leave the indexes.
+    let short = SessionId::generate();
+    store
+        .put(
+            &short,
+            &session("carol", Some("idp-c")),
+            Duration::from_millis(200),
+        )
+        .await
+        .unwrap();
+    eventually(
+        "the short session to expire",
+        Duration::from_secs(10),
+        || async { store.get(&short).await.unwrap().is_none().then_some(()) },
+    )
+    .await;
+    assert_eq!(store.sessions_of_sub("carol").await.unwrap(), vec![]);
+    assert!(!store.touch(&short, LONG).await.unwrap());
+
+    // Touch slides the expiry forward.
+    let sliding = SessionId::generate();
+    store
+        .put(
+            &sliding,
+            &session("dave", None),
+            Duration::from_millis(1500),
+        )
+        .await
+        .unwrap();
+    assert!(store.touch(&sliding, LONG).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert!(
+        store.get(&sliding).await.unwrap().is_some(),
+        "touch did not extend the session"
+    );
+
+    // Login states are single use: a replayed state finds nothing.
+    store
+        .put_login_state("state-1", b"verifier+nonce", LONG)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.take_login_state("state-1").await.unwrap().as_deref(),
+        Some(&b"verifier+nonce"[..])
+    );
+    assert_eq!(store.take_login_state("state-1").await.unwrap(), None);
+    assert_eq!(store.take_login_state("never-issued").await.unwrap(), None);
+    store
+        .put_login_state("state-2", b"x", Duration::from_millis(200))
+        .await
+        .unwrap();
+    eventually(
+        "the login state to expire",
+        Duration::from_secs(10),
+        || async {
+            let r = store.take_login_state("state-2").await.unwrap();
+            r.is_none().then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn memory_store_conforms() {
+    conformance(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn standalone_redis_store_conforms() {
+    let redis = RedisServer::start();
+    let store = RedisStore::connect(&RedisOptions::new(Endpoint::Url(format!(
+        "redis://127.0.0.1:{}",
+        redis.port
+    ))))
+    .await
+    .unwrap();
+    conformance(&store).await;
+    // The sealed payload is what Redis holds: no plaintext beyond the indexed ids.
+    let keys = redis.cli(&["--scan", "--pattern", "portcullis:*"]);
+    assert!(
+        keys.lines()
+            .any(|k| k.starts_with("portcullis:sub:{alice}")),
+        "{keys}"
+    );
+}
+
+#[tokio::test]
+async fn clustered_redis_store_conforms() {
+    let cluster = RedisCluster::start();
+    let store = RedisStore::connect(&RedisOptions::new(Endpoint::Cluster(cluster.seeds())))
+        .await
+        .unwrap();
+    conformance(&store).await;
+}
+
+#[tokio::test]
+async fn stackexchange_connection_string_connects() {
+    let redis = RedisServer::start();
+    let options = RedisOptions::from_stackexchange(
+        &format!("127.0.0.1:{},abortConnect=False,ssl=False", redis.port),
+        false,
+    )
+    .unwrap();
+    let store = RedisStore::connect(&options).await.unwrap();
+    store.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn redis_outage_is_a_prompt_error_not_a_hang() {
+    let mut redis = RedisServer::start();
+    let store = RedisStore::connect(&RedisOptions::new(Endpoint::Standalone(
+        "127.0.0.1".into(),
+        redis.port,
+    )))
+    .await
+    .unwrap();
+    let id = SessionId::generate();
+    store.put(&id, &session("erin", None), LONG).await.unwrap();
+    redis.kill();
+    // Bounded by the command timeout (500 ms) and retries; the guard only catches a hang.
+    let result = tokio::time::timeout(Duration::from_secs(10), store.get(&id))
+        .await
+        .expect("a Redis outage hung the caller");
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn password_protected_redis_needs_the_password() {
+    let redis = RedisServer::with_password("s3cret-pw");
+    let endpoint = Endpoint::Standalone("127.0.0.1".into(), redis.port);
+    let without = RedisStore::connect(&RedisOptions::new(endpoint.clone())).await;
+    let refused = match without {
+        Err(_) => true,
+        Ok(store) => store.ping().await.is_err(),
+    };
+    assert!(refused, "Redis answered without the password");
+    let with = RedisOptions {
+        password: Some("s3cret-pw".into()),
+        ..RedisOptions::new(endpoint)
+    };
+    let store = RedisStore::connect(&with).await.unwrap();
+    conformance(&store).await;
+}
