@@ -21,6 +21,12 @@ pub enum GatewayError {
     UpstreamTimeout { cluster: String },
     /// The upstream answered with something that is not valid HTTP, or closed mid-response.
     UpstreamBroken { cluster: String },
+    /// A protected route was called without the anti-forgery header (or with a wrong value).
+    AntiForgeryMissing { header: String },
+    /// The browser reported the call as coming from another site (`Sec-Fetch-Site`).
+    CrossSiteRequest,
+    /// The calling page's `Origin` is neither the gateway's nor an allowed one.
+    ForeignOrigin,
     /// The client sent a request Pingora could not parse or finish.
     BadRequest,
     /// A bug or resource problem inside the gateway.
@@ -31,6 +37,8 @@ impl GatewayError {
     pub fn status(&self) -> u16 {
         match self {
             GatewayError::NoRoute => 404,
+            GatewayError::AntiForgeryMissing { .. } => 401,
+            GatewayError::CrossSiteRequest | GatewayError::ForeignOrigin => 403,
             GatewayError::AmbiguousPath | GatewayError::BadRewrite | GatewayError::BadRequest => {
                 400
             }
@@ -45,6 +53,9 @@ impl GatewayError {
     pub fn slug(&self) -> &'static str {
         match self {
             GatewayError::NoRoute => "no-route",
+            GatewayError::AntiForgeryMissing { .. } => "anti-forgery-header-missing",
+            GatewayError::CrossSiteRequest => "cross-site-request",
+            GatewayError::ForeignOrigin => "origin-not-allowed",
             GatewayError::AmbiguousPath => "ambiguous-path",
             GatewayError::BadRewrite => "bad-rewrite",
             GatewayError::NoHealthyUpstream { .. } => "no-healthy-upstream",
@@ -59,6 +70,10 @@ impl GatewayError {
     pub fn title(&self) -> &'static str {
         match self {
             GatewayError::NoRoute => "Not found",
+            GatewayError::AntiForgeryMissing { .. } => "Anti-forgery header missing",
+            GatewayError::CrossSiteRequest | GatewayError::ForeignOrigin => {
+                "Cross-site request refused"
+            }
             GatewayError::AmbiguousPath => "Ambiguous path",
             GatewayError::BadRewrite => "Bad request path",
             GatewayError::NoHealthyUpstream { .. } => "Service unavailable",
@@ -75,6 +90,13 @@ impl GatewayError {
     pub fn detail(&self) -> String {
         match self {
             GatewayError::NoRoute => "No route matches this path.".into(),
+            GatewayError::AntiForgeryMissing { header } => {
+                format!("This API requires the {header} header that the application sends with every call.")
+            }
+            GatewayError::CrossSiteRequest => {
+                "The browser reported this call as coming from another site.".into()
+            }
+            GatewayError::ForeignOrigin => "Calls from this origin are not allowed.".into(),
             GatewayError::AmbiguousPath => {
                 "The path contains dot-segments or encoded separators; send the normalised path."
                     .into()

@@ -120,6 +120,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub log: LogConfig,
     pub pingora: PingoraConfig,
+    pub anti_forgery: AntiForgeryConfig,
     pub clusters: BTreeMap<String, ClusterConfig>,
     pub routes: Vec<RouteConfig>,
 }
@@ -250,6 +251,20 @@ pub struct RouteConfig {
     /// What replaces the matched prefix before forwarding; `None` forwards the path unchanged.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rewrite_prefix: Option<String>,
+    /// Require the anti-forgery header (and refuse cross-site callers) on this route.
+    pub anti_forgery: bool,
+}
+
+/// How API calls prove they come from the SPA's own pages.
+#[derive(Debug, Clone, Serialize)]
+pub struct AntiForgeryConfig {
+    /// Header a protected call must carry (`X-CSRF` by convention with Duende BFF clients).
+    pub header: String,
+    /// The value it must have.
+    pub value: String,
+    /// Origins besides the gateway's own that may call protected routes.
+    #[serde(serialize_with = "ser_display_list")]
+    pub allowed_origins: Vec<Origin>,
 }
 
 #[cfg(test)]

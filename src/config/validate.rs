@@ -37,6 +37,7 @@ pub fn validate_and_list_keys(
         let admin = admin(&top.section("admin"));
         let log = log(&top.section("log"));
         let pingora = pingora(&top.section("pingora"));
+        let anti_forgery = anti_forgery(&top.section("anti_forgery"));
         let (clusters, declared) = clusters(&top);
         let routes = routes(&top, &declared);
         if let (Some(s), Some(a)) = (&server, &admin) {
@@ -48,23 +49,28 @@ pub fn validate_and_list_keys(
                 );
             }
         }
-        (server, admin, log, pingora, clusters, routes)
+        (server, admin, log, pingora, anti_forgery, clusters, routes)
     };
     let keys = reader.asked();
     let issues = reader.into_issues();
     let result = match config {
-        (Some(server), Some(admin), Some(log), Some(pingora), clusters, routes)
-            if issues.is_empty() =>
-        {
-            Ok(Config {
-                server,
-                admin,
-                log,
-                pingora,
-                clusters,
-                routes,
-            })
-        }
+        (
+            Some(server),
+            Some(admin),
+            Some(log),
+            Some(pingora),
+            Some(anti_forgery),
+            clusters,
+            routes,
+        ) if issues.is_empty() => Ok(Config {
+            server,
+            admin,
+            log,
+            pingora,
+            anti_forgery,
+            clusters,
+            routes,
+        }),
         _ => Err(issues),
     };
     (result, keys)
@@ -200,6 +206,50 @@ fn pingora(s: &Section<'_, '_>) -> Option<PingoraConfig> {
 
 /// The valid clusters, and the names of all declared ones (a route naming a declared but
 /// invalid cluster is not reported twice).
+fn anti_forgery(s: &Section<'_, '_>) -> Option<AntiForgeryConfig> {
+    let header = s
+        .parsed("header", "use a header name such as \"X-CSRF\"", |h| {
+            http::HeaderName::from_bytes(h.as_bytes())
+                .map(|_| h.to_string())
+                .map_err(|_| format!("{h:?} is not a valid header name"))
+        })
+        .unwrap_or_else(|| "X-CSRF".into());
+    let value = s
+        .parsed(
+            "value",
+            "use a short visible-ASCII value such as \"1\"",
+            |v| {
+                if !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic()) {
+                    Ok(v.to_string())
+                } else {
+                    Err(format!("{v:?} is empty or not visible ASCII"))
+                }
+            },
+        )
+        .unwrap_or_else(|| "1".into());
+    let mut allowed_origins = Vec::new();
+    for (i, o) in s
+        .strings("allowed_origins")
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        match Origin::parse(o) {
+            Ok(o) => allowed_origins.push(o),
+            Err(problem) => s.issue(
+                &format!("allowed_origins[{i}]"),
+                problem,
+                "write an origin such as \"https://admin.example.com\" (no path)",
+            ),
+        }
+    }
+    Some(AntiForgeryConfig {
+        header,
+        value,
+        allowed_origins,
+    })
+}
+
 fn clusters(top: &Section<'_, '_>) -> (BTreeMap<String, ClusterConfig>, Vec<String>) {
     let named = top.named_sections("clusters");
     if named.is_empty() {
@@ -380,6 +430,7 @@ fn routes(top: &Section<'_, '_>, clusters: &[String]) -> Vec<RouteConfig> {
             );
         }
         let rewrite_prefix = rewrite.or_else(|| strip.then(|| "/".to_string()));
+        let anti_forgery = r.bool("anti_forgery").unwrap_or(false);
         let name = r.string("name");
         let (Some(path), Some(cluster)) = (path, cluster) else {
             continue;
@@ -413,6 +464,7 @@ fn routes(top: &Section<'_, '_>, clusters: &[String]) -> Vec<RouteConfig> {
             host,
             cluster,
             rewrite_prefix,
+            anti_forgery,
         });
     }
     out

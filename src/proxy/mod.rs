@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! early_request_filter   keepalive, request id
-//! request_filter         route (reject ambiguous paths, 404 when nothing matches)
+//! request_filter         route (reject ambiguous paths, 404 when nothing matches),
+//!                        anti-forgery on protected routes (401/403)
 //! upstream_peer          healthy destination of the route's cluster (503 when none)
 //! fail_to_connect        try another destination
 //! upstream_request_filter  path rewrite, Host, X-Forwarded-*, X-Request-Id
@@ -12,6 +13,7 @@
 //! ```
 
 mod access_log;
+mod antiforgery;
 mod context;
 mod forwarded;
 mod rescue;
@@ -29,7 +31,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session as HttpSession};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
 
-use crate::config::{Cidr, Config};
+use crate::config::{AntiForgeryConfig, Cidr, Config, Origin};
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::upstream::RouteTable;
@@ -40,6 +42,8 @@ pub use self::route::is_ambiguous;
 /// Shared state of the proxy service.
 pub struct Gateway {
     routes: RouteTable,
+    anti_forgery: AntiForgeryConfig,
+    public_origin: Option<Origin>,
     trusted_proxies: Vec<Cidr>,
     scheme: &'static str,
     keepalive_secs: u64,
@@ -53,6 +57,8 @@ impl Gateway {
     pub fn new(config: &Config, routes: RouteTable, metrics: Arc<Metrics>) -> Self {
         Gateway {
             routes,
+            anti_forgery: config.anti_forgery.clone(),
+            public_origin: config.server.public_origin.clone(),
             trusted_proxies: config.server.trusted_proxies.clone(),
             scheme: if config.server.tls.is_some() {
                 "https"
@@ -64,6 +70,25 @@ impl Gateway {
             unrouted: metrics.route("-", "-"),
             metrics,
         }
+    }
+}
+
+impl Gateway {
+    /// The decisions of `request_filter`, in pipeline order: route, then anti-forgery.
+    /// (Session lookup and token policy slot in between as they land.)
+    fn admit(&self, session: &HttpSession, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
+        let route = route::select(session, &self.routes)?;
+        let protected = route.anti_forgery;
+        ctx.route = Some(route);
+        if protected {
+            antiforgery::check(
+                &session.req_header().headers,
+                &self.anti_forgery,
+                self.public_origin.as_ref(),
+                || antiforgery::own_origin(self.scheme, route::request_host_with_port(session)),
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -95,11 +120,8 @@ impl ProxyHttp for Gateway {
         session: &mut HttpSession,
         ctx: &mut RequestCtx,
     ) -> Result<bool> {
-        match route::select(session, &self.routes) {
-            Ok(route) => {
-                ctx.route = Some(route);
-                Ok(false)
-            }
+        match self.admit(session, ctx) {
+            Ok(()) => Ok(false),
             Err(err) => {
                 respond::error(session, ctx, &err).await?;
                 ctx.error = Some(err);

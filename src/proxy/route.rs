@@ -26,13 +26,16 @@ pub fn select(session: &HttpSession, routes: &RouteTable) -> Result<Arc<Route>, 
 
 /// The request's host without port: the `Host` header, or the URI authority (HTTP/2).
 pub fn request_host(session: &HttpSession) -> Option<&str> {
+    request_host_with_port(session).map(strip_port)
+}
+
+/// The request's `host[:port]` as the client wrote it.
+pub fn request_host_with_port(session: &HttpSession) -> Option<&str> {
     let req = session.req_header();
-    let host = req
-        .headers
+    req.headers
         .get("host")
         .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri.authority().map(|a| a.as_str()))?;
-    Some(strip_port(host))
+        .or_else(|| req.uri.authority().map(|a| a.as_str()))
 }
 
 fn strip_port(host: &str) -> &str {

@@ -14,6 +14,8 @@ pub struct Route {
     pub host: Option<String>,
     pub cluster: Arc<Cluster>,
     pub rewrite_prefix: Option<String>,
+    /// Whether the anti-forgery checks guard this route.
+    pub anti_forgery: bool,
     pub metrics: RouteMetrics,
 }
 
@@ -66,6 +68,7 @@ impl RouteTable {
                     host: c.host.clone(),
                     cluster: cluster(&c.cluster)?,
                     rewrite_prefix: c.rewrite_prefix.clone(),
+                    anti_forgery: c.anti_forgery,
                     metrics: metrics.route(&c.name, &c.cluster),
                 }))
             })
@@ -116,6 +119,7 @@ mod tests {
                 host: host.map(String::from),
                 cluster: "c".into(),
                 rewrite_prefix: rewrite.map(String::from),
+                anti_forgery: false,
             })
             .collect();
         RouteTable::new(

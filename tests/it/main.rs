@@ -6,6 +6,7 @@
 mod harness;
 
 mod admin;
+mod antiforgery;
 mod config_cli;
 mod failures;
 mod forwarding;
