@@ -36,12 +36,12 @@ pub fn check(
     own_origin: impl FnOnce() -> Option<String>,
 ) -> Result<(), GatewayError> {
     if headers
-        .get("sec-fetch-site")
+        .get(&super::names::SEC_FETCH_SITE)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
     {
         return Err(GatewayError::CrossSiteRequest);
     }
-    if let Some(origin) = headers.get("origin") {
+    if let Some(origin) = headers.get(&super::names::ORIGIN) {
         let origin = origin.to_str().unwrap_or("null").to_ascii_lowercase();
         let allowed = policy.allowed_origins.iter().any(|o| o.as_str() == origin)
             || match public_origin {

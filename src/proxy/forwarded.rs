@@ -18,6 +18,7 @@ use pingora::Result;
 use crate::config::Cidr;
 
 use super::context::RequestCtx;
+use super::names;
 
 pub struct Forwarding<'a> {
     pub trusted_proxies: &'a [Cidr],
@@ -39,9 +40,9 @@ impl Forwarding<'_> {
         let trusted =
             !self.trusted_proxies.is_empty() && client_ip.is_some_and(|ip| self.is_trusted(ip));
         let incoming = session.req_header();
-        let header = |name: &str| incoming.headers.get(name).filter(|v| !v.is_empty());
+        let header = |name: &http::HeaderName| incoming.headers.get(name).filter(|v| !v.is_empty());
 
-        let prior = header("x-forwarded-for").filter(|_| trusted);
+        let prior = header(&names::X_FORWARDED_FOR).filter(|_| trusted);
         let xff = match (prior, client_ip) {
             (Some(prior), Some(ip)) => {
                 let mut v = Vec::with_capacity(prior.len() + 42);
@@ -56,11 +57,11 @@ impl Forwarding<'_> {
         match xff {
             Some(v) => req.insert_header("X-Forwarded-For", v)?,
             None => {
-                req.remove_header("X-Forwarded-For");
+                req.remove_header(&names::X_FORWARDED_FOR);
             }
         }
 
-        let proto = match header("x-forwarded-proto")
+        let proto = match header(&names::X_FORWARDED_PROTO)
             .filter(|_| trusted)
             .map(HeaderValue::as_bytes)
         {
@@ -70,9 +71,9 @@ impl Forwarding<'_> {
         };
         req.insert_header("X-Forwarded-Proto", HeaderValue::from_static(proto))?;
 
-        let host = header("x-forwarded-host")
+        let host = header(&names::X_FORWARDED_HOST)
             .filter(|_| trusted)
-            .or_else(|| header("host"))
+            .or_else(|| header(&names::HOST))
             .cloned()
             .or_else(|| {
                 incoming
@@ -83,11 +84,11 @@ impl Forwarding<'_> {
         match host {
             Some(h) => req.insert_header("X-Forwarded-Host", h)?,
             None => {
-                req.remove_header("X-Forwarded-Host");
+                req.remove_header(&names::X_FORWARDED_HOST);
             }
         }
         if !trusted {
-            for name in ["forwarded", "x-real-ip"] {
+            for name in [&names::FORWARDED, &names::X_REAL_IP] {
                 if req.headers.contains_key(name) {
                     req.remove_header(name);
                 }
@@ -108,7 +109,7 @@ pub fn request_id(session: &HttpSession) -> String {
     if let Some(id) = session
         .req_header()
         .headers
-        .get("x-request-id")
+        .get(&names::X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| is_plain_id(v))
     {

@@ -16,6 +16,7 @@ mod access_log;
 mod antiforgery;
 mod context;
 mod forwarded;
+mod names;
 mod rescue;
 mod respond;
 mod response;
@@ -204,11 +205,13 @@ impl ProxyHttp for Gateway {
         rescue::fail_to_proxy(session, e, ctx).await
     }
 
-    fn suppress_error_log(&self, _session: &HttpSession, ctx: &RequestCtx, _e: &Error) -> bool {
-        // Expected failures are in the access log already; Pingora's error line would repeat them.
+    fn suppress_error_log(&self, _session: &HttpSession, ctx: &RequestCtx, e: &Error) -> bool {
+        // Expected failures are in the access log already; Pingora's error line would repeat
+        // them. A client that hangs up mid-request is not an error of ours either.
         ctx.error
             .as_ref()
-            .is_some_and(|e| e.status() < 500 || e.status() == 503)
+            .is_some_and(|g| g.status() < 500 || g.status() == 503)
+            || rescue::client_went_away(e)
     }
 
     async fn logging(&self, session: &mut HttpSession, e: Option<&Error>, ctx: &mut RequestCtx) {

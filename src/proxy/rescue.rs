@@ -44,6 +44,19 @@ pub async fn fail_to_proxy(
     }
 }
 
+/// The client closed or stalled its own connection.
+pub fn client_went_away(e: &Error) -> bool {
+    e.esource() == &ErrorSource::Downstream
+        && matches!(
+            e.etype(),
+            ErrorType::ConnectionClosed
+                | ErrorType::ReadError
+                | ErrorType::WriteError
+                | ErrorType::ReadTimedout
+                | ErrorType::WriteTimedout
+        )
+}
+
 fn classify(e: &Error, cluster: &str) -> Option<GatewayError> {
     let cluster = cluster.to_string();
     use ErrorType::*;
@@ -59,10 +72,7 @@ fn classify(e: &Error, cluster: &str) -> Option<GatewayError> {
             | HandshakeError | SocketError | BindError | ConnectProxyFailure,
         ) => Some(GatewayError::UpstreamUnreachable { cluster }),
         (ErrorSource::Upstream, _) => Some(GatewayError::UpstreamBroken { cluster }),
-        (
-            ErrorSource::Downstream,
-            ReadError | WriteError | ConnectionClosed | ReadTimedout | WriteTimedout,
-        ) => None,
+        _ if client_went_away(e) => None,
         (ErrorSource::Downstream, _) => Some(GatewayError::BadRequest),
         (_, HTTPStatus(code)) if (400..500).contains(code) => Some(GatewayError::BadRequest),
         _ => Some(GatewayError::Internal),

@@ -8,6 +8,7 @@ use pingora::http::ResponseHeader;
 use pingora::Result;
 
 use super::context::RequestCtx;
+use super::names;
 
 /// Always hop-by-hop, whatever `Connection` says (RFC 9110 §7.6.1, RFC 2616 §13.5.1).
 const HOP_BY_HOP: &[&str] = &[
@@ -25,18 +26,31 @@ pub fn filter(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Result<()> {
 }
 
 fn strip_hop_by_hop(resp: &mut ResponseHeader) {
-    // Most responses carry none of these: one pass over the names decides whether to look closer.
-    let suspicious = resp.headers.keys().any(|k| {
-        let k = k.as_str();
-        k == "connection" || HOP_BY_HOP.contains(&k)
-    });
-    if !suspicious {
-        return;
+    // One pass over the names decides how much work this response needs. The usual answer is
+    // "only `Connection: keep-alive`", which Pingora rewrites for the client anyway.
+    let (mut connection, mut others) = (false, false);
+    for k in resp.headers.keys() {
+        if *k == names::CONNECTION {
+            connection = true;
+        } else if HOP_BY_HOP.contains(&k.as_str()) {
+            others = true;
+        }
     }
     let switching = resp.status.as_u16() == 101;
+    if !others && (!connection || switching) {
+        return;
+    }
+    let plain = resp.headers.get_all(&names::CONNECTION).iter().all(|v| {
+        v.as_bytes().eq_ignore_ascii_case(b"keep-alive")
+            || v.as_bytes().eq_ignore_ascii_case(b"close")
+    });
+    if !others && plain {
+        resp.remove_header(&names::CONNECTION);
+        return;
+    }
     let nominated: Vec<String> = resp
         .headers
-        .get_all("connection")
+        .get_all(&names::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
@@ -52,9 +66,9 @@ fn strip_hop_by_hop(resp: &mut ResponseHeader) {
             resp.remove_header(name);
         }
     }
-    if !switching && resp.headers.contains_key("connection") {
+    if !switching && resp.headers.contains_key(&names::CONNECTION) {
         // Pingora writes its own `Connection` for the downstream side.
-        resp.remove_header("connection");
+        resp.remove_header(&names::CONNECTION);
     }
 }
 

@@ -33,7 +33,7 @@ pub fn request_host(session: &HttpSession) -> Option<&str> {
 pub fn request_host_with_port(session: &HttpSession) -> Option<&str> {
     let req = session.req_header();
     req.headers
-        .get("host")
+        .get(&super::names::HOST)
         .and_then(|h| h.to_str().ok())
         .or_else(|| req.uri.authority().map(|a| a.as_str()))
 }
