@@ -48,9 +48,10 @@ fn strip_port(host: &str) -> &str {
 }
 
 /// Whether the path has a `.`/`..` segment (raw or percent-encoded), an encoded `/` or `\`, a
-/// raw backslash, or a NUL.
+/// raw backslash, an encoded NUL, or any byte outside visible ASCII (RFC 9112 §3.2 allows none,
+/// and upstreams disagree on what they mean).
 pub fn is_ambiguous(path: &str) -> bool {
-    if path.contains('\\') {
+    if path.bytes().any(|b| !b.is_ascii_graphic()) || path.contains('\\') {
         return true;
     }
     if path.contains('%') {
@@ -85,6 +86,9 @@ mod tests {
             "/a%5Cb",
             "/a\\b",
             "/x%00",
+            "/a\u{1}",
+            "/a b",
+            "/\u{7f}",
         ] {
             assert!(is_ambiguous(p), "{p}");
         }
