@@ -18,6 +18,7 @@ use crate::admin::{Admin, Lifecycle, Readiness};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::proxy::Gateway;
+use crate::session::service::{SessionStore, StoreService};
 use crate::upstream::{Cluster, RouteTable};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,8 @@ pub enum AppError {
     Runtime(std::io::Error),
     #[error("cannot listen with TLS on {addr}: {message}")]
     Tls { addr: String, message: String },
+    #[error("invalid Redis settings: {0}")]
+    Redis(String),
 }
 
 /// How the process was asked to start, beyond the config file.
@@ -93,6 +96,10 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), AppError> {
 
     server.add_service(proxy);
     server.add_service(admin);
+    let sessions = Arc::new(SessionStore::default());
+    readiness.register(sessions.clone());
+    let store_service = StoreService::new(&config, sessions).map_err(AppError::Redis)?;
+    server.add_service(background_service("session store", store_service));
     server.add_service(background_service("lifecycle", Lifecycle(readiness)));
 
     if config.server.public_origin.is_none() {

@@ -14,7 +14,7 @@ use pingora::protocols::http::ServerSession;
 
 use crate::metrics::Metrics;
 
-pub use self::readiness::{Lifecycle, Readiness};
+pub use self::readiness::{DependencyCheck, Lifecycle, Readiness};
 
 pub struct Admin {
     pub metrics: Arc<Metrics>,

@@ -121,6 +121,9 @@ pub struct Config {
     pub log: LogConfig,
     pub pingora: PingoraConfig,
     pub anti_forgery: AntiForgeryConfig,
+    pub session: SessionConfig,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisConfig>,
     pub clusters: BTreeMap<String, ClusterConfig>,
     pub routes: Vec<RouteConfig>,
 }
@@ -255,6 +258,58 @@ pub struct RouteConfig {
     pub anti_forgery: bool,
 }
 
+/// Server-side sessions: where they live and how long.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionConfig {
+    pub store: StoreKind,
+    pub cookie_name: String,
+    /// Sliding: a session unused this long ends.
+    #[serde(serialize_with = "ser_duration")]
+    pub idle_timeout: Duration,
+    /// Hard limit from login, however active the session is.
+    #[serde(serialize_with = "ser_duration")]
+    pub absolute_timeout: Duration,
+    /// Base64 AES-256 keys; the first seals, all open.
+    pub encryption_keys: Vec<Secret>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    Memory,
+    Redis,
+}
+
+/// How to reach Redis when `session.store = "redis"`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RedisConfig {
+    #[serde(flatten)]
+    pub endpoint: RedisEndpoint,
+    pub cluster: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    pub tls: bool,
+    pub key_prefix: String,
+    #[serde(serialize_with = "ser_duration")]
+    pub command_timeout: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub connect_timeout: Duration,
+    pub pool_size: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedisEndpoint {
+    /// `redis://` or `rediss://` URL (may carry credentials, so it is a secret).
+    Url(Secret),
+    /// StackExchange.Redis form (`host:6380,password=...,ssl=True`), as Azure shows it.
+    ConnectionString(Secret),
+    /// Seed nodes of a Redis Cluster, `host:port`.
+    ClusterNodes(Vec<String>),
+}
+
 /// How API calls prove they come from the SPA's own pages.
 #[derive(Debug, Clone, Serialize)]
 pub struct AntiForgeryConfig {
@@ -316,7 +371,17 @@ mod tests {
         if let Err(issues) = result {
             panic!("example config is invalid: {issues:#?}");
         }
-        let missing: Vec<_> = known.difference(&present).collect();
+        // Alternatives that cannot be set together (url / connection_string, key / key_file)
+        // are documented as commented-out lines.
+        let commented = |key: &str| {
+            let last = key.rsplit('.').next().unwrap_or(key);
+            text.lines()
+                .any(|l| l.trim_start().starts_with(&format!("# {last} = ")))
+        };
+        let missing: Vec<_> = known
+            .difference(&present)
+            .filter(|k| !commented(k))
+            .collect();
         assert!(
             missing.is_empty(),
             "keys missing from conf/portcullis.example.toml: {missing:?}"

@@ -286,7 +286,6 @@ impl<'r, 't> Section<'r, 't> {
 
     /// A secret given inline as `key` or as a file path in `key_file` (one, not both).
     /// The file's content is trimmed of trailing newlines, as Kubernetes and Docker secrets end.
-    #[allow(dead_code)] // the first secret keys arrive with [oidc] and [redis]
     pub fn secret(&self, key: &'static str, file_key: &'static str) -> Option<Secret> {
         let inline = self.string(key);
         let file = self.string(file_key);
@@ -307,6 +306,41 @@ impl<'r, 't> Section<'r, 't> {
                         file_key,
                         format!("cannot read {path:?}: {e}"),
                         "point it at a readable file holding the secret",
+                    );
+                    None
+                }
+            },
+            (None, None) => None,
+        }
+    }
+
+    /// A list of secrets given inline as `key` or in `key_file`, one per line.
+    pub fn secret_list(&self, key: &'static str, file_key: &'static str) -> Option<Vec<Secret>> {
+        let inline = self.strings(key);
+        let file = self.string(file_key);
+        match (inline, file) {
+            (Some(_), Some(_)) => {
+                self.issue(
+                    key,
+                    format!("both `{key}` and `{file_key}` are set"),
+                    "keep one of them",
+                );
+                None
+            }
+            (Some(v), None) => Some(v.into_iter().map(Secret::new).collect()),
+            (None, Some(path)) => match std::fs::read_to_string(&path) {
+                Ok(text) => Some(
+                    text.lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(|l| Secret::new(l.to_string()))
+                        .collect(),
+                ),
+                Err(e) => {
+                    self.issue(
+                        file_key,
+                        format!("cannot read {path:?}: {e}"),
+                        "point it at a readable file with one secret per line",
                     );
                     None
                 }

@@ -38,6 +38,8 @@ pub fn validate_and_list_keys(
         let log = log(&top.section("log"));
         let pingora = pingora(&top.section("pingora"));
         let anti_forgery = anti_forgery(&top.section("anti_forgery"));
+        let session = session(&top.section("session"));
+        let redis = redis(&top.section("redis"), session.as_ref().map(|s| s.store));
         let (clusters, declared) = clusters(&top);
         let routes = routes(&top, &declared);
         if let (Some(s), Some(a)) = (&server, &admin) {
@@ -49,7 +51,17 @@ pub fn validate_and_list_keys(
                 );
             }
         }
-        (server, admin, log, pingora, anti_forgery, clusters, routes)
+        (
+            server,
+            admin,
+            log,
+            pingora,
+            anti_forgery,
+            session,
+            redis,
+            clusters,
+            routes,
+        )
     };
     let keys = reader.asked();
     let issues = reader.into_issues();
@@ -60,6 +72,8 @@ pub fn validate_and_list_keys(
             Some(log),
             Some(pingora),
             Some(anti_forgery),
+            Some(session),
+            redis,
             clusters,
             routes,
         ) if issues.is_empty() => Ok(Config {
@@ -68,6 +82,8 @@ pub fn validate_and_list_keys(
             log,
             pingora,
             anti_forgery,
+            session,
+            redis,
             clusters,
             routes,
         }),
@@ -247,6 +263,189 @@ fn anti_forgery(s: &Section<'_, '_>) -> Option<AntiForgeryConfig> {
         header,
         value,
         allowed_origins,
+    })
+}
+
+fn session(s: &Section<'_, '_>) -> Option<SessionConfig> {
+    let store = s
+        .parsed(
+            "store",
+            "use \"memory\" (one replica) or \"redis\" (shared)",
+            |v| match v {
+                "memory" => Ok(StoreKind::Memory),
+                "redis" => Ok(StoreKind::Redis),
+                _ => Err(format!("{v:?} is not a session store")),
+            },
+        )
+        .unwrap_or(StoreKind::Memory);
+    let cookie_name = s
+        .parsed(
+            "cookie_name",
+            "use letters, digits, '-' and '_', e.g. \"__Host-portcullis\"",
+            |v| {
+                if !v.is_empty()
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                {
+                    Ok(v.to_string())
+                } else {
+                    Err(format!("{v:?} is not a valid cookie name"))
+                }
+            },
+        )
+        .unwrap_or_else(|| "__Host-portcullis".into());
+    let idle_timeout = s
+        .duration("idle_timeout")
+        .unwrap_or(Duration::from_secs(20 * 60));
+    let absolute_timeout = s
+        .duration("absolute_timeout")
+        .unwrap_or(Duration::from_secs(12 * 3600));
+    if idle_timeout.is_zero() {
+        s.issue(
+            "idle_timeout",
+            "must be longer than zero",
+            "use e.g. \"20m\"",
+        );
+    }
+    if absolute_timeout < idle_timeout {
+        s.issue(
+            "absolute_timeout",
+            "is shorter than idle_timeout",
+            "make absolute_timeout at least as long as idle_timeout",
+        );
+    }
+    let encryption_keys = s
+        .secret_list("encryption_keys", "encryption_keys_file")
+        .unwrap_or_default();
+    for (i, key) in encryption_keys.iter().enumerate() {
+        if crate::session::KeyRing::from_base64(&[key.expose()]).is_err() {
+            s.issue(
+                &format!("encryption_keys[{i}]"),
+                "is not base64 of 32 bytes",
+                "generate one with: openssl rand -base64 32",
+            );
+        }
+    }
+    if store == StoreKind::Redis && encryption_keys.is_empty() {
+        s.issue(
+            "encryption_keys",
+            "missing: sessions in Redis hold tokens and must be encrypted with keys every replica shares",
+            "set encryption_keys = [\"<openssl rand -base64 32>\"] or encryption_keys_file",
+        );
+    }
+    Some(SessionConfig {
+        store,
+        cookie_name,
+        idle_timeout,
+        absolute_timeout,
+        encryption_keys,
+    })
+}
+
+fn redis(r: &Section<'_, '_>, store: Option<StoreKind>) -> Option<RedisConfig> {
+    let url = r.secret("url", "url_file");
+    let connection_string = r.secret("connection_string", "connection_string_file");
+    let cluster_nodes = r.strings("cluster_nodes");
+    let cluster = r.bool("cluster").unwrap_or(false);
+    let username = r.string("username");
+    let password = r.secret("password", "password_file");
+    let tls = r.bool("tls").unwrap_or(false);
+    let key_prefix = r
+        .string("key_prefix")
+        .unwrap_or_else(|| "portcullis".into());
+    let command_timeout = r
+        .duration("command_timeout")
+        .unwrap_or(Duration::from_millis(500));
+    let connect_timeout = r
+        .duration("connect_timeout")
+        .unwrap_or(Duration::from_secs(2));
+    let pool_size = r
+        .integer("pool_size", 1, 64)
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(4);
+    if !r.is_present() {
+        if store == Some(StoreKind::Redis) {
+            r.issue(
+                "url",
+                "session.store is \"redis\" but [redis] is missing",
+                "add [redis] url = \"redis://host:6379\" (or connection_string, or cluster_nodes)",
+            );
+        }
+        return None;
+    }
+    if store == Some(StoreKind::Memory) {
+        r.issue(
+            "url",
+            "[redis] is configured but session.store is \"memory\"",
+            "set session.store = \"redis\", or remove [redis]",
+        );
+    }
+    let given = usize::from(url.is_some())
+        + usize::from(connection_string.is_some())
+        + usize::from(cluster_nodes.is_some());
+    if given != 1 {
+        r.issue(
+            "url",
+            "give exactly one of url, connection_string, cluster_nodes",
+            "e.g. url = \"rediss://:password@host:6380\" or cluster_nodes = [\"10.0.0.1:6379\"]",
+        );
+        return None;
+    }
+    let endpoint = if let Some(url) = url {
+        let u = url.expose();
+        if !(u.starts_with("redis://") || u.starts_with("rediss://")) {
+            r.issue(
+                "url",
+                "must start with redis:// or rediss://",
+                "e.g. rediss://:password@host:6380",
+            );
+        }
+        RedisEndpoint::Url(url)
+    } else if let Some(cs) = connection_string {
+        // The problem text names options, never their values, so no password is echoed.
+        if let Err(problem) =
+            crate::session::redis::RedisOptions::from_stackexchange(cs.expose(), cluster)
+        {
+            r.issue(
+                "connection_string",
+                problem,
+                "use the form host:6380,password=...,ssl=True",
+            );
+        }
+        RedisEndpoint::ConnectionString(cs)
+    } else {
+        let nodes = cluster_nodes.unwrap_or_default();
+        for (i, n) in nodes.iter().enumerate() {
+            let ok = n
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+            if !ok {
+                r.issue(
+                    &format!("cluster_nodes[{i}]"),
+                    format!("{n:?} is not host:port"),
+                    "e.g. \"10.0.0.1:6379\"",
+                );
+            }
+        }
+        if nodes.is_empty() {
+            r.issue(
+                "cluster_nodes",
+                "is empty",
+                "list at least one node as host:port",
+            );
+        }
+        RedisEndpoint::ClusterNodes(nodes)
+    };
+    Some(RedisConfig {
+        endpoint,
+        cluster,
+        username,
+        password,
+        tls,
+        key_prefix,
+        command_timeout,
+        connect_timeout,
+        pool_size,
     })
 }
 

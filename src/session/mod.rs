@@ -9,6 +9,7 @@ pub mod id;
 pub mod memory;
 pub mod redis;
 pub mod seal;
+pub mod service;
 pub mod store;
 
 pub use self::id::SessionId;

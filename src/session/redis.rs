@@ -184,7 +184,11 @@ impl RedisStore {
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
             .build_pool(options.pool_size.max(1))
             .map_err(unavailable)?;
-        pool.init().await.map_err(unavailable)?;
+        if let Err(e) = pool.init().await {
+            // Stop the pool's reconnect tasks; the caller decides when to try again.
+            let _ = pool.quit().await;
+            return Err(unavailable(e));
+        }
         Ok(RedisStore {
             pool,
             prefix: options.key_prefix.clone(),

@@ -150,3 +150,63 @@ fn version_prints_the_crate_version() {
         format!("portcullis {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[test]
+fn redis_sessions_need_redis_settings_and_shared_keys() {
+    let text = format!("[session]\nstore = \"redis\"\n{VALID}");
+    let out = check(&text, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains(
+        "session.encryption_keys: missing: sessions in Redis hold tokens and must be encrypted with keys every replica shares"
+    ), "{stderr}");
+    assert!(
+        stderr.contains("redis.url: session.store is \"redis\" but [redis] is missing"),
+        "{stderr}"
+    );
+
+    let text = format!(
+        "[session]\nstore = \"redis\"\nencryption_keys = [\"not-a-key\"]\n\
+         [redis]\nconnection_string = \"h:6380,password=hunter2,proxy=x\"\n{VALID}"
+    );
+    let out = check(&text, &[]);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("session.encryption_keys[0]: is not base64 of 32 bytes"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("redis.connection_string: unknown option \"proxy\""),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("hunter2"),
+        "a secret leaked into an error: {stderr}"
+    );
+}
+
+#[test]
+fn secrets_are_masked_and_can_come_from_files() {
+    let dir = scratch_dir();
+    let key_file = dir.join("keys");
+    std::fs::write(&key_file, "q0S8pJlY0E9o1cJc3m2m4G7mQ3cGmZq1v7bS0lJcR2U=\n").unwrap();
+    let text = format!(
+        "[session]\nstore = \"redis\"\nencryption_keys_file = {:?}\n[redis]\nurl = \"redis://:hunter2@127.0.0.1:6379\"\n{VALID}",
+        key_file.display().to_string()
+    );
+    let out = check(&text, &[("PORTCULLIS__REDIS__PASSWORD", "also-secret")]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("encryption_keys = [\"***\"]"), "{stdout}");
+    assert!(stdout.contains("url = \"***\""), "{stdout}");
+    assert!(stdout.contains("password = \"***\""), "{stdout}");
+    for secret in ["hunter2", "also-secret", "q0S8pJ"] {
+        assert!(!stdout.contains(secret), "{secret} printed by check");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

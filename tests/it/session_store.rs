@@ -6,8 +6,8 @@ use portcullis::session::memory::MemoryStore;
 use portcullis::session::redis::{Endpoint, RedisOptions, RedisStore};
 use portcullis::session::{SessionId, Store, StoreError, StoredSession};
 
-use crate::harness::eventually;
 use crate::harness::redis::{RedisCluster, RedisServer};
+use crate::harness::{client, eventually, free_port, GatewayConfig, Upstream};
 
 fn session(sub: &str, sid: Option<&str>) -> StoredSession {
     StoredSession {
@@ -207,4 +207,62 @@ async fn password_protected_redis_needs_the_password() {
     };
     let store = RedisStore::connect(&with).await.unwrap();
     conformance(&store).await;
+}
+
+const KEY: &str = "q0S8pJlY0E9o1cJc3m2m4G7mQ3cGmZq1v7bS0lJcR2U=";
+
+async fn readiness(gw: &crate::harness::Gateway) -> (u16, serde_json::Value) {
+    let r = client().get(gw.admin_url("/readyz")).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn readiness_follows_redis_and_routes_without_sessions_keep_serving() {
+    let spa = Upstream::start("spa").await;
+    let redis_port = free_port();
+    let gw = GatewayConfig::new()
+        .toml(&format!(
+            "[session]\nstore = \"redis\"\nencryption_keys = [\"{KEY}\"]\n\
+             [redis]\nurl = \"redis://127.0.0.1:{redis_port}\"\nconnect_timeout = \"300ms\""
+        ))
+        .cluster("spa", &[spa.url()], "")
+        .route("/", "spa", "")
+        .start()
+        .await;
+
+    // Redis is not there yet: alive, serving the SPA, but not ready.
+    let (status, body) = readiness(&gw).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["checks"]["session_store"].as_str().unwrap() != "ok");
+    assert_eq!(
+        client().get(gw.url("/")).send().await.unwrap().status(),
+        200
+    );
+
+    // Redis appears: the gateway connects by itself.
+    let mut redis = RedisServer::start_on(redis_port);
+    eventually(
+        "ready once Redis answers",
+        Duration::from_secs(20),
+        || async {
+            let (status, body) = readiness(&gw).await;
+            (status == 200 && body["checks"]["session_store"] == "ok").then_some(())
+        },
+    )
+    .await;
+
+    // Redis goes away: not ready again, the SPA still serves.
+    redis.kill();
+    eventually(
+        "not ready once Redis is gone",
+        Duration::from_secs(20),
+        || async { (readiness(&gw).await.0 == 503).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        client().get(gw.url("/")).send().await.unwrap().status(),
+        200
+    );
+    // The password-free URL is the only secret here; readiness never prints configuration.
+    assert!(!readiness(&gw).await.1.to_string().contains(KEY));
 }

@@ -110,7 +110,9 @@ impl Gateway {
     }
 
     async fn wait_ready(&mut self) {
-        let url = self.admin_url("/readyz");
+        // Liveness, not readiness: tests of readiness (a session store that is down) need a
+        // running gateway that is not ready.
+        let url = self.admin_url("/healthz");
         let http = client();
         let start = tokio::time::Instant::now();
         loop {

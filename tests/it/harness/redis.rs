@@ -20,13 +20,21 @@ impl RedisServer {
         Self::spawn(&[], None)
     }
 
+    /// On a given port (to bring Redis up where a gateway already looks for it).
+    pub fn start_on(port: u16) -> RedisServer {
+        Self::spawn_on(port, &[], None)
+    }
+
     /// A server that only answers clients that authenticate with `password`.
     pub fn with_password(password: &str) -> RedisServer {
         Self::spawn(&["--requirepass", password], Some(password))
     }
 
     fn spawn(extra: &[&str], password: Option<&str>) -> RedisServer {
-        let port = free_port();
+        Self::spawn_on(free_port(), extra, password)
+    }
+
+    fn spawn_on(port: u16, extra: &[&str], password: Option<&str>) -> RedisServer {
         let dir = scratch_dir();
         let child = Command::new("redis-server")
             .args([
