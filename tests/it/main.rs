@@ -10,6 +10,7 @@ mod antiforgery;
 mod config_cli;
 mod failures;
 mod forwarding;
+mod helm;
 mod routing;
 mod session_store;
 mod shutdown;

@@ -1,0 +1,230 @@
+//! The Helm chart, rendered by a real `helm` (installed by `.ci/install-deps test`).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use crate::harness::gateway::scratch_dir;
+
+const KEY: &str = "q0S8pJlY0E9o1cJc3m2m4G7mQ3cGmZq1v7bS0lJcR2U=";
+
+fn helm_bin() -> PathBuf {
+    let local = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/tools/helm");
+    if local.exists() {
+        return local;
+    }
+    let on_path = Command::new("helm").arg("version").output();
+    assert!(
+        on_path.is_ok_and(|o| o.status.success()),
+        "helm not found: run `bash .ci/install-deps test`"
+    );
+    PathBuf::from("helm")
+}
+
+fn chart() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("helm/portcullis")
+}
+
+fn helm(args: &[&str]) -> Output {
+    Command::new(helm_bin())
+        .args(args)
+        .output()
+        .expect("run helm")
+}
+
+fn template(extra: &[&str]) -> String {
+    let chart = chart();
+    let mut args = vec!["template", "gw", chart.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let out = helm(&args);
+    assert!(
+        out.status.success(),
+        "helm template failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn production() -> String {
+    chart()
+        .join("ci/production-values.yaml")
+        .display()
+        .to_string()
+}
+
+/// One rendered manifest by kind.
+fn manifest<'a>(all: &'a str, kind: &str) -> &'a str {
+    all.split("\n---")
+        .find(|doc| doc.contains(&format!("\nkind: {kind}\n")))
+        .unwrap_or_else(|| panic!("no {kind} rendered"))
+}
+
+/// The TOML inside the ConfigMap.
+fn rendered_toml(all: &str) -> String {
+    let cm = manifest(all, "ConfigMap");
+    let mut lines = cm
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("portcullis.toml: |"));
+    lines.next();
+    lines
+        .take_while(|l| l.starts_with("    ") || l.trim().is_empty())
+        .map(|l| l.strip_prefix("    ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn portcullis_check(toml: &str, env: &[(&str, &str)]) -> Output {
+    let dir = scratch_dir();
+    let path = dir.join("rendered.toml");
+    std::fs::write(&path, toml).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+    out
+}
+
+#[test]
+fn chart_lints_with_default_and_production_values() {
+    let chart = chart();
+    for extra in [vec![], vec!["-f", production().leak()]] {
+        let mut args = vec!["lint", chart.to_str().unwrap()];
+        args.extend(extra.iter().copied());
+        let out = helm(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
+#[test]
+fn deployment_is_probed_on_the_admin_port_and_locked_down() {
+    let all = template(&[]);
+    let d = manifest(&all, "Deployment");
+    for expected in [
+        "readinessProbe:\n            httpGet:\n              path: /readyz\n              port: admin",
+        "livenessProbe:\n            httpGet:\n              path: /healthz\n              port: admin",
+        "maxUnavailable: 0",
+        "runAsNonRoot: true",
+        "readOnlyRootFilesystem: true",
+        "allowPrivilegeEscalation: false",
+        "drop:\n              - ALL",
+        "terminationGracePeriodSeconds: 30",
+        "automountServiceAccountToken: false",
+    ] {
+        assert!(d.contains(expected), "deployment lacks {expected:?}:\n{d}");
+    }
+}
+
+#[test]
+fn rendered_config_is_valid_and_secrets_stay_in_the_secret() {
+    let all = template(&[
+        "--set",
+        "replicaCount=2",
+        "--set",
+        "config.session.store=redis",
+        "--set",
+        &format!("secrets.sessionEncryptionKeys={KEY}"),
+        "--set",
+        "secrets.redisUrl=redis://:hunter2-pw@redis:6379",
+    ]);
+    let toml = rendered_toml(&all);
+    assert!(toml.contains("listen = \"0.0.0.0:9090\""), "{toml}");
+    for secret in ["hunter2-pw", KEY] {
+        assert!(
+            !manifest(&all, "ConfigMap").contains(secret),
+            "secret in the ConfigMap"
+        );
+        assert!(
+            !manifest(&all, "Deployment").contains(secret),
+            "secret in the Deployment"
+        );
+        assert!(
+            manifest(&all, "Secret").contains(secret),
+            "secret missing from the Secret"
+        );
+    }
+    // What the pod will run with: the ConfigMap plus the Secret's variables.
+    let out = portcullis_check(
+        &toml,
+        &[
+            ("PORTCULLIS__SESSION__ENCRYPTION_KEYS", KEY),
+            ("PORTCULLIS__REDIS__URL", "redis://:hunter2-pw@redis:6379"),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let prod = template(&["-f", &production()]);
+    let out = portcullis_check(
+        &rendered_toml(&prod),
+        &[
+            ("PORTCULLIS__SESSION__ENCRYPTION_KEYS", KEY),
+            ("PORTCULLIS__REDIS__URL", "rediss://redis:6380"),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for kind in [
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "ServiceMonitor",
+        "Ingress",
+    ] {
+        manifest(&prod, kind);
+    }
+    assert!(
+        !prod.contains("\nkind: Secret\n"),
+        "existingSecret must not be re-created"
+    );
+}
+
+#[test]
+fn several_replicas_without_shared_sessions_are_refused() {
+    for args in [
+        vec!["--set", "replicaCount=2"],
+        vec!["--set", "autoscaling.enabled=true"],
+    ] {
+        let chart = chart();
+        let mut all = vec!["template", "gw", chart.to_str().unwrap()];
+        all.extend(args.iter().copied());
+        let out = helm(&all);
+        assert!(!out.status.success(), "{args:?} rendered");
+        assert!(
+            String::from_utf8_lossy(&out.stderr)
+                .contains("more than one replica needs config.session.store = \"redis\""),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn secrets_under_config_are_refused_by_the_schema() {
+    let chart = chart();
+    for (value, path) in [
+        ("config.redis.password=x", "/config/redis"),
+        ("config.session.encryption_keys={x}", "/config/session"),
+        ("config.server.listen=0.0.0.0:1", "/config/server"),
+    ] {
+        let out = helm(&["template", "gw", chart.to_str().unwrap(), "--set", value]);
+        assert!(!out.status.success(), "{value} rendered");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(path),
+            "{value}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
