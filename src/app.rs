@@ -31,6 +31,12 @@ pub enum AppError {
     Tls { addr: String, message: String },
     #[error("invalid Redis settings: {0}")]
     Redis(String),
+    #[error("{key} {addr} cannot be bound: {source} (another process listens there, or the address is not local)")]
+    Bind {
+        key: &'static str,
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// How the process was asked to start, beyond the config file.
@@ -43,6 +49,21 @@ pub struct RunOptions {
 }
 
 pub fn run(config: Config, options: RunOptions) -> Result<(), AppError> {
+    // Pingora retries a busy port for 30 s and then panics in the listener's thread, leaving a
+    // process whose admin port answers while nothing serves traffic. Fail fast instead. (An
+    // upgrade takes the sockets over from the running process, so the ports are busy by design.)
+    if !options.upgrade {
+        for (key, addr) in [
+            ("server.listen", config.server.listen),
+            ("admin.listen", config.admin.listen),
+        ] {
+            std::net::TcpListener::bind(addr).map_err(|source| AppError::Bind {
+                key,
+                addr,
+                source,
+            })?;
+        }
+    }
     let metrics = Arc::new(Metrics::new()?);
     let readiness = Arc::new(Readiness::default());
     let opt = Opt {

@@ -38,7 +38,6 @@ use crate::metrics::{Metrics, RouteMetrics};
 use crate::upstream::RouteTable;
 
 pub use self::context::RequestCtx;
-pub use self::route::is_ambiguous;
 
 /// Shared state of the proxy service.
 pub struct Gateway {
@@ -72,9 +71,7 @@ impl Gateway {
             metrics,
         }
     }
-}
 
-impl Gateway {
     /// The decisions of `request_filter`, in pipeline order: route, then anti-forgery.
     /// (Session lookup and token policy slot in between as they land.)
     fn admit(&self, session: &HttpSession, ctx: &mut RequestCtx) -> Result<(), GatewayError> {

@@ -210,3 +210,34 @@ fn secrets_are_masked_and_can_come_from_files() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_busy_port_stops_the_start_with_a_clear_error() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let dir = scratch_dir();
+    let path = dir.join("c.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[admin]\nlisten = \"127.0.0.1:{}\"\n\
+             [pingora]\nupgrade_sock = {:?}\n{VALID}",
+            crate::harness::free_port(),
+            dir.join("u.sock").display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("server.listen 127.0.0.1:{port} cannot be bound")),
+        "{stderr}"
+    );
+    drop(busy);
+}
