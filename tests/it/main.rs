@@ -11,6 +11,7 @@ mod config_cli;
 mod failures;
 mod forwarding;
 mod helm;
+mod idp;
 mod routing;
 mod session_store;
 mod shutdown;

@@ -1,6 +1,7 @@
 //! Test harness: real upstream servers and a real gateway process, each stopped on drop.
 
 pub mod gateway;
+pub mod idp;
 pub mod redis;
 pub mod tls;
 pub mod upstream;

@@ -1,0 +1,103 @@
+// The test OpenID Provider: the certified `oidc-provider` package, configured for Portcullis.
+// Started by tests/it/harness/idp.rs on 127.0.0.1 (port 0 = any); prints one JSON line with its
+// issuer once it listens. Settings come from the environment:
+//   OP_CLIENT_ID, OP_CLIENT_SECRET       the gateway's confidential client
+//   OP_REDIRECT_URIS, OP_POST_LOGOUT_URIS comma-separated
+//   OP_BACKCHANNEL_URI                    back-channel logout endpoint of the gateway (optional)
+//   OP_ACCESS_TOKEN_TTL                   seconds (short, so refresh can be tested)
+// Traps handled here (see shared notes): PKCE forced for confidential clients, refresh tokens
+// issued and rotated, JWT access tokens for the API resource, consent auto-granted, OP cookies
+// renamed so they never collide with the gateway's on 127.0.0.1, loopback back-channel allowed.
+import http from "node:http";
+import Provider from "oidc-provider";
+
+const env = (k, d) => process.env[k] ?? d;
+const list = (k) => env(k, "").split(",").map((s) => s.trim()).filter(Boolean);
+const clientId = env("OP_CLIENT_ID", "portcullis");
+const accessTtl = Number(env("OP_ACCESS_TOKEN_TTL", "300"));
+const API = "urn:portcullis:api";
+const API_SCOPES = "api:read api:write";
+
+const server = http.createServer();
+await new Promise((ok) => server.listen(Number(env("OP_PORT", "0")), "127.0.0.1", ok));
+const issuer = `http://127.0.0.1:${server.address().port}`;
+
+const client = {
+  client_id: clientId,
+  client_secret: env("OP_CLIENT_SECRET", "portcullis-test-secret"),
+  redirect_uris: list("OP_REDIRECT_URIS"),
+  post_logout_redirect_uris: list("OP_POST_LOGOUT_URIS"),
+  grant_types: ["authorization_code", "refresh_token", "client_credentials"],
+  response_types: ["code"],
+  token_endpoint_auth_method: env("OP_CLIENT_AUTH", "client_secret_basic"),
+  backchannel_logout_session_required: true,
+};
+if (env("OP_BACKCHANNEL_URI", "")) client.backchannel_logout_uri = env("OP_BACKCHANNEL_URI", "");
+
+const provider = new Provider(issuer, {
+  clients: [client],
+  pkce: { required: () => true },
+  cookies: {
+    names: { session: "op_session", interaction: "op_interaction", resume: "op_resume" },
+    keys: ["portcullis-test-op-cookie-key"],
+  },
+  claims: {
+    openid: ["sub"],
+    profile: ["name", "preferred_username"],
+    email: ["email", "email_verified"],
+  },
+  conformIdTokenClaims: false,
+  // Any login is accepted by the dev interactions; the login name becomes `sub`.
+  async findAccount(_ctx, sub) {
+    return {
+      accountId: sub,
+      async claims() {
+        return { sub, name: `Test ${sub}`, preferred_username: sub, email: `${sub}@example.test`, email_verified: true };
+      },
+    };
+  },
+  // Consent is granted automatically, including the API resource's scopes.
+  async loadExistingGrant(ctx) {
+    const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
+    const grant = grantId
+      ? await ctx.oidc.provider.Grant.find(grantId)
+      : new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client.clientId, accountId: ctx.oidc.session.accountId });
+    grant.addOIDCScope("openid profile email offline_access");
+    grant.addResourceScope(API, API_SCOPES);
+    await grant.save();
+    return grant;
+  },
+  issueRefreshToken: async (_ctx, c) => c.grantTypeAllowed("refresh_token"),
+  rotateRefreshToken: () => true,
+  ttl: { AccessToken: accessTtl, ClientCredentials: accessTtl, IdToken: 3600, RefreshToken: 86400, Session: 86400, Grant: 86400 },
+  features: {
+    devInteractions: { enabled: true },
+    revocation: { enabled: true },
+    clientCredentials: { enabled: true },
+    rpInitiatedLogout: { enabled: true },
+    backchannelLogout: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: () => API,
+      useGrantedResource: () => true,
+      getResourceServerInfo: () => ({
+        scope: API_SCOPES,
+        audience: "api",
+        accessTokenTTL: accessTtl,
+        accessTokenFormat: "jwt",
+      }),
+    },
+  },
+  // Back-channel logout goes to the gateway on loopback, which the SSRF guard would refuse.
+  fetch: (url, options) => {
+    delete options.dispatcher;
+    return globalThis.fetch(url, options);
+  },
+});
+provider.proxy = false;
+// Failures inside the OP would otherwise only show as "server_error" to the test.
+provider.on("server_error", (_ctx, err) => console.error("op server_error:", err));
+
+server.on("request", provider.callback());
+console.log(JSON.stringify({ issuer }));
+for (const sig of ["SIGTERM", "SIGINT"]) process.on(sig, () => server.close(() => process.exit(0)));

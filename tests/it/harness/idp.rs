@@ -1,0 +1,52 @@
+//! The real OpenID Provider: `node tests/idp/op.mjs` (npm `oidc-provider`, pinned by
+//! `tests/idp/package-lock.json`, installed by `.ci/install-deps test`). Stopped by PID on drop.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+pub const CLIENT_ID: &str = "portcullis";
+pub const CLIENT_SECRET: &str = "portcullis-test-secret";
+
+pub struct Idp {
+    child: Child,
+    pub issuer: String,
+}
+
+impl Idp {
+    /// An OP that knows the gateway's client with these redirect URIs.
+    pub fn start(redirect_uris: &[String], env: &[(&str, &str)]) -> Idp {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/idp");
+        assert!(
+            dir.join("node_modules/oidc-provider").exists(),
+            "oidc-provider is not installed: run `bash .ci/install-deps test`"
+        );
+        let mut child = Command::new("node")
+            .arg(dir.join("op.mjs"))
+            .env("OP_CLIENT_ID", CLIENT_ID)
+            .env("OP_CLIENT_SECRET", CLIENT_SECRET)
+            .env("OP_REDIRECT_URIS", redirect_uris.join(","))
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start node tests/idp/op.mjs");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let ready: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|_| panic!("the OP did not start: {line:?}"));
+        Idp {
+            child,
+            issuer: ready["issuer"].as_str().unwrap().to_string(),
+        }
+    }
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

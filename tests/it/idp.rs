@@ -1,0 +1,253 @@
+//! The test OP itself: proves the configuration later login tests rely on (PKCE, JWT access
+//! tokens for the API, `sid` in ID tokens, rotating refresh tokens with reuse detection).
+
+use std::collections::HashMap;
+use std::process::Command;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde_json::Value;
+
+use crate::harness::client;
+use crate::harness::idp::{Idp, CLIENT_ID, CLIENT_SECRET};
+
+const REDIRECT: &str = "http://127.0.0.1:9/signin-oidc";
+
+fn s256(verifier: &str) -> String {
+    let out = Command::new("openssl")
+        .args(["dgst", "-sha256", "-binary"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(verifier.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    URL_SAFE_NO_PAD.encode(out.stdout)
+}
+
+fn jwt_claims(jwt: &str) -> Value {
+    let payload = jwt.split('.').nth(1).expect("a JWT");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+/// A minimal cookie jar for the OP's own cookies.
+#[derive(Default)]
+struct Jar(HashMap<String, String>);
+
+impl Jar {
+    fn take(&mut self, resp: &reqwest::Response) {
+        for c in resp.headers().get_all("set-cookie") {
+            let pair = c.to_str().unwrap().split(';').next().unwrap();
+            if let Some((k, v)) = pair.split_once('=') {
+                self.0.insert(k.to_string(), v.to_string());
+            }
+        }
+    }
+    fn header(&self) -> String {
+        self.0
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+fn absolute(issuer: &str, location: &str) -> String {
+    if location.starts_with("http") {
+        location.to_string()
+    } else {
+        format!("{issuer}{location}")
+    }
+}
+
+/// Logs `user` in through the dev interaction pages and returns the `code` and `state`.
+async fn authorize(idp: &Idp, authorize_url: String, user: &str) -> (String, String) {
+    let http = client();
+    let mut jar = Jar::default();
+    let mut next = authorize_url;
+    let mut form: Option<(String, Vec<(&str, String)>)> = None;
+    for _ in 0..12 {
+        let resp = match form.take() {
+            Some((action, fields)) => http
+                .post(absolute(&idp.issuer, &action))
+                .header("cookie", jar.header())
+                .form(&fields)
+                .send()
+                .await
+                .unwrap(),
+            None => http
+                .get(&next)
+                .header("cookie", jar.header())
+                .send()
+                .await
+                .unwrap(),
+        };
+        jar.take(&resp);
+        if resp.status().is_redirection() {
+            let location = resp.headers()["location"].to_str().unwrap().to_string();
+            if let Some(query) = location.strip_prefix(&format!("{REDIRECT}?")) {
+                let params: HashMap<String, String> = url_params(query);
+                assert!(!params.contains_key("error"), "OP refused: {params:?}");
+                return (params["code"].clone(), params["state"].clone());
+            }
+            next = absolute(&idp.issuer, &location);
+            continue;
+        }
+        let page = resp.text().await.unwrap();
+        let action = page
+            .split("action=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .unwrap_or_else(|| panic!("no form on the OP page: {page}"))
+            .to_string();
+        // The dev interaction pages post back to the interaction with the prompt they answer.
+        let fields = if page.contains("name=\"login\"") {
+            vec![
+                ("prompt", "login".to_string()),
+                ("login", user.to_string()),
+                ("password", "any".to_string()),
+            ]
+        } else {
+            vec![("prompt", "consent".to_string())]
+        };
+        form = Some((action, fields));
+    }
+    panic!("the login did not finish");
+}
+
+fn url_params(query: &str) -> HashMap<String, String> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                v.replace("%2B", "+")
+                    .replace("%2F", "/")
+                    .replace("%3D", "="),
+            )
+        })
+        .collect()
+}
+
+async fn token(idp: &Idp, endpoint: &str, form: &[(&str, &str)]) -> (u16, Value) {
+    let r = client()
+        .post(endpoint)
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    let _ = idp;
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_test_op_runs_pkce_logins_with_jwt_access_tokens_and_rotating_refresh_tokens() {
+    // `sid` is only issued to clients registered for back-channel logout.
+    let idp = Idp::start(
+        &[REDIRECT.to_string()],
+        &[("OP_BACKCHANNEL_URI", "http://127.0.0.1:9/bff/backchannel")],
+    );
+    let discovery: Value = client()
+        .get(format!("{}/.well-known/openid-configuration", idp.issuer))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(discovery["issuer"], idp.issuer);
+    let token_endpoint = discovery["token_endpoint"].as_str().unwrap().to_string();
+
+    let verifier = "a-verifier-that-is-long-enough-for-pkce-rules-0123456789";
+    let authorize_url = format!(
+        "{}?response_type=code&client_id={CLIENT_ID}&redirect_uri={REDIRECT}&scope=openid%20profile%20email%20offline_access\
+         &state=s1&nonce=n1&code_challenge={}&code_challenge_method=S256",
+        discovery["authorization_endpoint"].as_str().unwrap(),
+        s256(verifier)
+    );
+    let (code, state) = authorize(&idp, authorize_url, "alice").await;
+    assert_eq!(state, "s1");
+
+    // Without the verifier the code is refused: PKCE is enforced for this confidential client.
+    let (status, body) = token(
+        &idp,
+        &token_endpoint,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+
+    let (code, _) = authorize(
+        &idp,
+        format!(
+            "{}?response_type=code&client_id={CLIENT_ID}&redirect_uri={REDIRECT}&scope=openid%20profile%20email%20offline_access\
+             &state=s2&nonce=n2&code_challenge={}&code_challenge_method=S256",
+            discovery["authorization_endpoint"].as_str().unwrap(),
+            s256(verifier)
+        ),
+        "alice",
+    )
+    .await;
+    let (status, tokens) = token(
+        &idp,
+        &token_endpoint,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{tokens}");
+    let id = jwt_claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id["sub"], "alice");
+    assert_eq!(id["nonce"], "n2");
+    assert!(id["sid"].is_string(), "no sid in the ID token: {id}");
+    assert_eq!(id["email"], "alice@example.test");
+    let access = jwt_claims(tokens["access_token"].as_str().unwrap());
+    assert_eq!(access["aud"], "api", "{access}");
+    let first_refresh = tokens["refresh_token"]
+        .as_str()
+        .expect("a refresh token")
+        .to_string();
+
+    let (status, refreshed) = token(
+        &idp,
+        &token_endpoint,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &first_refresh),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{refreshed}");
+    assert_ne!(
+        refreshed["refresh_token"].as_str().unwrap(),
+        first_refresh,
+        "refresh tokens do not rotate"
+    );
+    // Reusing a rotated refresh token is the replay the gateway must never commit.
+    let (status, replay) = token(
+        &idp,
+        &token_endpoint,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &first_refresh),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, replay["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+}
