@@ -7,6 +7,7 @@ mod harness;
 
 mod admin;
 mod antiforgery;
+mod browser;
 mod config_cli;
 mod failures;
 mod forwarding;
