@@ -77,7 +77,9 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), AppError> {
     let mut clusters = HashMap::new();
     for (name, cluster_config) in &config.clusters {
         let (cluster, service) = Cluster::build(name, cluster_config.clone(), metrics.clone());
-        server.add_service(service);
+        if let Some(service) = service {
+            server.add_service(service);
+        }
         clusters.insert(name.clone(), cluster);
     }
     resolve_now(clusters.values())?;

@@ -36,13 +36,15 @@ pub struct Cluster {
 const MAX_SELECT_ITERATIONS: usize = 256;
 
 impl Cluster {
-    /// Builds the cluster and the background service that refreshes its destinations (DNS) and
-    /// runs its health checks. The service must be added to the server, or neither happens.
+    /// Builds the cluster and, when it has work to do, the background service that refreshes
+    /// its destinations (DNS) and runs its health checks. That service must be added to the
+    /// server, or neither happens. A cluster of IP literals without health checks needs none
+    /// (Pingora would start it only to log that it exited).
     pub fn build(
         name: &str,
         config: ClusterConfig,
         metrics: Arc<Metrics>,
-    ) -> (Arc<Cluster>, GenBackgroundService<LoadBalancer<RoundRobin>>) {
+    ) -> (Arc<Cluster>, Option<GenBackgroundService<LoadBalancer<RoundRobin>>>) {
         let upstreams: Upstreams = Arc::default();
         let discovery = Discovery::new(name, &config, metrics.clone(), upstreams.clone());
         let needs_refresh = discovery.has_names();
@@ -59,6 +61,7 @@ impl Cluster {
                 upstreams.clone(),
             )));
         }
+        let busy = needs_refresh || config.health_check.is_some();
         let service = background_service(&format!("cluster {name}"), lb);
         let cluster = Arc::new(Cluster {
             name: name.to_string(),
@@ -66,7 +69,7 @@ impl Cluster {
             lb: service.task(),
             upstreams,
         });
-        (cluster, service)
+        (cluster, busy.then_some(service))
     }
 
     /// Resolves destinations once, so the first requests after start do not race the
