@@ -44,7 +44,10 @@ impl Cluster {
         name: &str,
         config: ClusterConfig,
         metrics: Arc<Metrics>,
-    ) -> (Arc<Cluster>, Option<GenBackgroundService<LoadBalancer<RoundRobin>>>) {
+    ) -> (
+        Arc<Cluster>,
+        Option<GenBackgroundService<LoadBalancer<RoundRobin>>>,
+    ) {
         let upstreams: Upstreams = Arc::default();
         let discovery = Discovery::new(name, &config, metrics.clone(), upstreams.clone());
         let needs_refresh = discovery.has_names();
