@@ -17,6 +17,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::admin::{Admin, Lifecycle, Readiness};
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::oidc::{DiscoveryService, IdentityProvider};
 use crate::proxy::Gateway;
 use crate::session::service::{SessionStore, StoreService};
 use crate::upstream::{Cluster, RouteTable};
@@ -31,6 +32,8 @@ pub enum AppError {
     Tls { addr: String, message: String },
     #[error("invalid Redis settings: {0}")]
     Redis(String),
+    #[error("invalid OIDC settings: {0}")]
+    Oidc(String),
     #[error("{key} {addr} cannot be bound: {source} (another process listens there, or the address is not local)")]
     Bind {
         key: &'static str,
@@ -123,6 +126,12 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), AppError> {
     readiness.register(sessions.clone());
     let store_service = StoreService::new(&config, sessions).map_err(AppError::Redis)?;
     server.add_service(background_service("session store", store_service));
+    if let Some(oidc) = &config.oidc {
+        let idp = Arc::new(IdentityProvider::default());
+        readiness.register(idp.clone());
+        let discovery = DiscoveryService::new(oidc, idp).map_err(AppError::Oidc)?;
+        server.add_service(background_service("oidc discovery", discovery));
+    }
     server.add_service(background_service("lifecycle", Lifecycle(readiness)));
 
     if config.server.public_origin.is_none() {

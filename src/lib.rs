@@ -12,6 +12,7 @@ pub mod app;
 pub mod config;
 pub mod error;
 pub mod metrics;
+pub mod oidc;
 pub mod proxy;
 pub mod session;
 pub mod telemetry;

@@ -124,6 +124,8 @@ pub struct Config {
     pub session: SessionConfig,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis: Option<RedisConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<OidcConfig>,
     pub clusters: BTreeMap<String, ClusterConfig>,
     pub routes: Vec<RouteConfig>,
 }
@@ -256,6 +258,21 @@ pub struct RouteConfig {
     pub rewrite_prefix: Option<String>,
     /// Require the anti-forgery header (and refuse cross-site callers) on this route.
     pub anti_forgery: bool,
+}
+
+/// The OpenID Provider and the gateway's client registration there.
+#[derive(Debug, Clone, Serialize)]
+pub struct OidcConfig {
+    /// Issuer URL; discovery reads `{issuer}/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// How often discovery and the JWKS are read again.
+    #[serde(serialize_with = "ser_duration")]
+    pub discovery_refresh: Duration,
+    /// Timeout of each request to the IdP.
+    #[serde(serialize_with = "ser_duration")]
+    pub http_timeout: Duration,
 }
 
 /// Server-side sessions: where they live and how long.

@@ -40,6 +40,7 @@ pub fn validate_and_list_keys(
         let anti_forgery = anti_forgery(&top.section("anti_forgery"));
         let session = session(&top.section("session"));
         let redis = redis(&top.section("redis"), session.as_ref().map(|s| s.store));
+        let oidc = oidc(&top.section("oidc"));
         let (clusters, declared) = clusters(&top);
         let routes = routes(&top, &declared);
         if let (Some(s), Some(a)) = (&server, &admin) {
@@ -59,6 +60,7 @@ pub fn validate_and_list_keys(
             anti_forgery,
             session,
             redis,
+            oidc,
             clusters,
             routes,
         )
@@ -74,6 +76,7 @@ pub fn validate_and_list_keys(
             Some(anti_forgery),
             Some(session),
             redis,
+            oidc,
             clusters,
             routes,
         ) if issues.is_empty() => Ok(Config {
@@ -84,6 +87,7 @@ pub fn validate_and_list_keys(
             anti_forgery,
             session,
             redis,
+            oidc,
             clusters,
             routes,
         }),
@@ -263,6 +267,62 @@ fn anti_forgery(s: &Section<'_, '_>) -> Option<AntiForgeryConfig> {
         header,
         value,
         allowed_origins,
+    })
+}
+
+fn oidc(o: &Section<'_, '_>) -> Option<OidcConfig> {
+    let issuer = o.parsed(
+        "issuer",
+        "write the issuer exactly as the IdP publishes it, e.g. \"https://tenant.eu.auth0.com/\"",
+        |v| {
+            let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+                .iter()
+                .any(|p| v.starts_with(p));
+            if !(v.starts_with("https://") || loopback) {
+                return Err(format!(
+                    "{v:?} must be https (plain http only on loopback, for tests)"
+                ));
+            }
+            if v.contains(['?', '#']) {
+                return Err(format!("{v:?} must not have a query or fragment"));
+            }
+            Ok(v.to_string())
+        },
+    );
+    let client_id = o.string("client_id");
+    let client_secret = o.secret("client_secret", "client_secret_file");
+    let discovery_refresh = o
+        .duration("discovery_refresh")
+        .unwrap_or(Duration::from_secs(3600));
+    let http_timeout = o
+        .duration("http_timeout")
+        .unwrap_or(Duration::from_secs(10));
+    if !o.is_present() {
+        return None;
+    }
+    if issuer.is_none() && !o.has("issuer") {
+        o.issue("issuer", "missing", "set the IdP's issuer URL");
+    }
+    if client_id.is_none() && !o.has("client_id") {
+        o.issue(
+            "client_id",
+            "missing",
+            "set the client id registered at the IdP",
+        );
+    }
+    if client_secret.is_none() && !o.has("client_secret") && !o.has("client_secret_file") {
+        o.issue(
+            "client_secret",
+            "missing",
+            "set client_secret, client_secret_file or PORTCULLIS__OIDC__CLIENT_SECRET",
+        );
+    }
+    Some(OidcConfig {
+        issuer: issuer?,
+        client_id: client_id?,
+        client_secret: client_secret?,
+        discovery_refresh,
+        http_timeout,
     })
 }
 

@@ -241,3 +241,29 @@ fn a_busy_port_stops_the_start_with_a_clear_error() {
     );
     drop(busy);
 }
+
+#[test]
+fn oidc_settings_are_checked_and_the_client_secret_masked() {
+    let out = check(
+        &format!("[oidc]\nissuer = \"http://idp.example.com\"\nclient_id = \"p\"\n{VALID}"),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("oidc.issuer: \"http://idp.example.com\" must be https (plain http only on loopback, for tests)"), "{stderr}");
+    assert!(stderr.contains("oidc.client_secret: missing (set client_secret, client_secret_file or PORTCULLIS__OIDC__CLIENT_SECRET)"), "{stderr}");
+
+    let out = check(
+        &format!("[oidc]\nissuer = \"https://tenant.eu.auth0.com/\"\nclient_id = \"p\"\n{VALID}"),
+        &[("PORTCULLIS__OIDC__CLIENT_SECRET", "s3cr3t-value")],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("client_secret = \"***\""), "{stdout}");
+    assert!(!stdout.contains("s3cr3t-value"));
+}

@@ -251,3 +251,48 @@ async fn the_test_op_runs_pkce_logins_with_jwt_access_tokens_and_rotating_refres
         (400, Some("invalid_grant"))
     );
 }
+
+#[tokio::test]
+async fn gateway_is_not_ready_until_oidc_discovery_succeeds() {
+    use crate::harness::{free_port, GatewayConfig, Upstream};
+    let spa = Upstream::start("spa").await;
+    let op_port = free_port();
+    let gw = GatewayConfig::new()
+        .toml(&format!(
+            "[oidc]\nissuer = \"http://127.0.0.1:{op_port}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\""
+        ))
+        .cluster("spa", &[spa.url()], "")
+        .route("/", "spa", "")
+        .start()
+        .await;
+    let readiness = || async {
+        let r = client().get(gw.admin_url("/readyz")).send().await.unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    // The IdP is down: the gateway runs and serves the SPA, but is not ready.
+    let (status, body) = readiness().await;
+    assert_eq!(status, 503, "{body}");
+    assert_ne!(body["checks"]["identity_provider"], "ok");
+    assert_eq!(
+        client().get(gw.url("/")).send().await.unwrap().status(),
+        200
+    );
+
+    let _idp = Idp::start(
+        &[REDIRECT.to_string()],
+        &[("OP_PORT", &op_port.to_string())],
+    );
+    crate::harness::eventually(
+        "ready after discovery",
+        std::time::Duration::from_secs(30),
+        || async {
+            let (status, body) = readiness().await;
+            (status == 200 && body["checks"]["identity_provider"] == "ok").then_some(())
+        },
+    )
+    .await;
+    assert!(
+        !gw.log().contains(CLIENT_SECRET),
+        "the client secret reached the log"
+    );
+}
