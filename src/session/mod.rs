@@ -5,6 +5,7 @@
 //! share sessions). The login flow (next) builds on these; the same conformance suite
 //! (`tests/it/session_store.rs`) runs against every store.
 
+pub mod cookie;
 pub mod id;
 pub mod memory;
 pub mod redis;

@@ -1,0 +1,130 @@
+//! The session cookie: reading it from requests, keeping it away from upstreams, writing it.
+//!
+//! The cookie is `__Host-portcullis` by default: the `__Host-` prefix (RFC 6265bis §4.1.3.2)
+//! makes browsers refuse it unless it is `Secure`, has no `Domain` and `Path=/`, so a sibling
+//! subdomain cannot plant or overwrite it (cookie tossing / session fixation).
+
+use http::{HeaderMap, HeaderValue};
+
+use super::SessionId;
+
+/// The first syntactically valid session id among all `Cookie` headers (HTTP/2 may split
+/// them). Browsers list more specific cookies first; a planted duplicate under another path
+/// can only make the user look logged out, never log them in as someone else.
+pub fn session_id(headers: &HeaderMap, name: &str) -> Option<SessionId> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(k, _)| *k == name)
+        .find_map(|(_, v)| SessionId::parse(v.trim()))
+}
+
+/// The `Cookie` header to send upstream: every cookie but ours, joined into one header.
+/// `None` when nothing is left (drop the header).
+pub fn without_session(headers: &HeaderMap, name: &str) -> Option<HeaderValue> {
+    let kept: Vec<&str> = headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty() && pair.split_once('=').map_or(*pair, |(k, _)| k) != name)
+        .collect();
+    if kept.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(&kept.join("; ")).ok()
+}
+
+/// Attributes shared by setting and clearing. `secure` is only ever false in an explicit local
+/// development setting (plain http), where the `__Host-` prefix cannot be used either.
+fn attributes(secure: bool) -> &'static str {
+    if secure {
+        "Path=/; HttpOnly; Secure; SameSite=Lax"
+    } else {
+        "Path=/; HttpOnly; SameSite=Lax"
+    }
+}
+
+/// `Set-Cookie` for a new session. No `Max-Age`: the server-side session decides its lifetime,
+/// and the cookie goes with the browser session.
+pub fn set(name: &str, id: &SessionId, secure: bool) -> String {
+    format!("{name}={}; {}", id.as_str(), attributes(secure))
+}
+
+/// `Set-Cookie` that removes the cookie.
+pub fn clear(name: &str, secure: bool) -> String {
+    format!("{name}=; Max-Age=0; {}", attributes(secure))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NAME: &str = "__Host-portcullis";
+
+    fn headers(cookies: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for c in cookies {
+            h.append(http::header::COOKIE, c.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn finds_the_session_across_split_cookie_headers() {
+        let id = SessionId::generate();
+        let h = headers(&[
+            "theme=dark; a=b",
+            &format!("{NAME}={}; lang=en", id.as_str()),
+        ]);
+        assert_eq!(session_id(&h, NAME), Some(id));
+        assert_eq!(session_id(&headers(&["theme=dark"]), NAME), None);
+        assert_eq!(
+            session_id(&headers(&[&format!("{NAME}=forged")]), NAME),
+            None
+        );
+        // A name that merely contains ours is not ours.
+        assert_eq!(
+            session_id(
+                &headers(&[&format!("x{NAME}={}", SessionId::generate().as_str())]),
+                NAME
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn upstreams_get_every_cookie_but_the_session() {
+        let id = SessionId::generate();
+        let h = headers(&[&format!("theme=dark; {NAME}={}", id.as_str()), "lang=en"]);
+        assert_eq!(without_session(&h, NAME).unwrap(), "theme=dark; lang=en");
+        assert_eq!(
+            without_session(&headers(&[&format!("{NAME}={}", id.as_str())]), NAME),
+            None
+        );
+        assert_eq!(without_session(&HeaderMap::new(), NAME), None);
+    }
+
+    #[test]
+    fn cookies_are_host_only_http_only_and_lax() {
+        let id = SessionId::generate();
+        let set = set(NAME, &id, true);
+        assert_eq!(
+            set,
+            format!(
+                "{NAME}={}; Path=/; HttpOnly; Secure; SameSite=Lax",
+                id.as_str()
+            )
+        );
+        assert!(!set.contains("Domain"));
+        assert_eq!(
+            clear(NAME, true),
+            format!("{NAME}=; Max-Age=0; Path=/; HttpOnly; Secure; SameSite=Lax")
+        );
+        assert!(!super::set("portcullis", &id, false).contains("Secure"));
+    }
+}
