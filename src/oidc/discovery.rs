@@ -5,7 +5,6 @@
 //! Afterwards it re-reads discovery and the JWKS every `oidc.discovery_refresh`, so rotated
 //! signing keys are picked up; a failed refresh keeps the last good metadata.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,7 +24,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 #[derive(Default)]
 pub struct IdentityProvider {
     metadata: ArcSwapOption<CoreProviderMetadata>,
-    ok: AtomicBool,
+    /// The last discovery failure, shown by `/readyz` until the first success.
     problem: Mutex<String>,
 }
 
@@ -35,7 +34,6 @@ impl IdentityProvider {
     }
 
     fn record(&self, problem: Option<String>) {
-        self.ok.store(problem.is_none(), Ordering::Release);
         if let Ok(mut p) = self.problem.lock() {
             *p = problem.unwrap_or_default();
         }
