@@ -179,6 +179,24 @@ impl<'r, 't> Section<'r, 't> {
         }
     }
 
+    /// A list of strings, each turned into `T` by `parse`; a bad entry is reported under its
+    /// index (`key[i]`) and left out.
+    pub fn parsed_list<T>(
+        &self,
+        key: &'static str,
+        fix: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Vec<T> {
+        let mut out = Vec::new();
+        for (i, entry) in self.strings(key).unwrap_or_default().iter().enumerate() {
+            match parse(entry) {
+                Ok(v) => out.push(v),
+                Err(problem) => self.issue(&format!("{key}[{i}]"), problem, fix),
+            }
+        }
+        out
+    }
+
     pub fn bool(&self, key: &'static str) -> Option<bool> {
         match self.raw(key)? {
             Value::Boolean(b) => Some(*b),
@@ -287,9 +305,36 @@ impl<'r, 't> Section<'r, 't> {
     /// A secret given inline as `key` or as a file path in `key_file` (one, not both).
     /// The file's content is trimmed of trailing newlines, as Kubernetes and Docker secrets end.
     pub fn secret(&self, key: &'static str, file_key: &'static str) -> Option<Secret> {
-        let inline = self.string(key);
-        let file = self.string(file_key);
-        match (inline, file) {
+        let inline = self.string(key).map(Secret::new);
+        self.inline_or_file(key, file_key, inline, |text| {
+            Secret::new(text.trim_end_matches(['\r', '\n']).to_string())
+        })
+    }
+
+    /// A list of secrets given inline as `key` or in `key_file`, one per line.
+    pub fn secret_list(&self, key: &'static str, file_key: &'static str) -> Option<Vec<Secret>> {
+        let inline = self
+            .strings(key)
+            .map(|v| v.into_iter().map(Secret::new).collect());
+        self.inline_or_file(key, file_key, inline, |text| {
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(|l| Secret::new(l.to_string()))
+                .collect()
+        })
+    }
+
+    /// The inline value of `key`, or `from_file` applied to the content of the file named by
+    /// `file_key`; both set, or an unreadable file, is a problem.
+    fn inline_or_file<T>(
+        &self,
+        key: &'static str,
+        file_key: &'static str,
+        inline: Option<T>,
+        from_file: impl FnOnce(String) -> T,
+    ) -> Option<T> {
+        match (inline, self.string(file_key)) {
             (Some(_), Some(_)) => {
                 self.issue(
                     key,
@@ -298,49 +343,14 @@ impl<'r, 't> Section<'r, 't> {
                 );
                 None
             }
-            (Some(v), None) => Some(Secret::new(v)),
+            (Some(v), None) => Some(v),
             (None, Some(path)) => match std::fs::read_to_string(&path) {
-                Ok(v) => Some(Secret::new(v.trim_end_matches(['\r', '\n']).to_string())),
+                Ok(text) => Some(from_file(text)),
                 Err(e) => {
                     self.issue(
                         file_key,
                         format!("cannot read {path:?}: {e}"),
                         "point it at a readable file holding the secret",
-                    );
-                    None
-                }
-            },
-            (None, None) => None,
-        }
-    }
-
-    /// A list of secrets given inline as `key` or in `key_file`, one per line.
-    pub fn secret_list(&self, key: &'static str, file_key: &'static str) -> Option<Vec<Secret>> {
-        let inline = self.strings(key);
-        let file = self.string(file_key);
-        match (inline, file) {
-            (Some(_), Some(_)) => {
-                self.issue(
-                    key,
-                    format!("both `{key}` and `{file_key}` are set"),
-                    "keep one of them",
-                );
-                None
-            }
-            (Some(v), None) => Some(v.into_iter().map(Secret::new).collect()),
-            (None, Some(path)) => match std::fs::read_to_string(&path) {
-                Ok(text) => Some(
-                    text.lines()
-                        .map(str::trim)
-                        .filter(|l| !l.is_empty())
-                        .map(|l| Secret::new(l.to_string()))
-                        .collect(),
-                ),
-                Err(e) => {
-                    self.issue(
-                        file_key,
-                        format!("cannot read {path:?}: {e}"),
-                        "point it at a readable file with one secret per line",
                     );
                     None
                 }

@@ -115,22 +115,11 @@ fn server(s: &Section<'_, '_>) -> Option<ServerConfig> {
         "write the origin the browser sees, e.g. \"https://app.example.com\"",
         Origin::parse,
     );
-    let mut trusted_proxies = Vec::new();
-    for (i, entry) in s
-        .strings("trusted_proxies")
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
-        match Cidr::parse(entry) {
-            Ok(c) => trusted_proxies.push(c),
-            Err(problem) => s.issue(
-                &format!("trusted_proxies[{i}]"),
-                problem,
-                "write an address or network such as \"10.0.0.0/8\"",
-            ),
-        }
-    }
+    let trusted_proxies = s.parsed_list(
+        "trusted_proxies",
+        "write an address or network such as \"10.0.0.0/8\"",
+        Cidr::parse,
+    );
     let tls_section = s.section("tls");
     let tls = if tls_section.is_present() {
         let cert = tls_section.string("cert_file");
@@ -247,22 +236,11 @@ fn anti_forgery(s: &Section<'_, '_>) -> Option<AntiForgeryConfig> {
             },
         )
         .unwrap_or_else(|| "1".into());
-    let mut allowed_origins = Vec::new();
-    for (i, o) in s
-        .strings("allowed_origins")
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
-        match Origin::parse(o) {
-            Ok(o) => allowed_origins.push(o),
-            Err(problem) => s.issue(
-                &format!("allowed_origins[{i}]"),
-                problem,
-                "write an origin such as \"https://admin.example.com\" (no path)",
-            ),
-        }
-    }
+    let allowed_origins = s.parsed_list(
+        "allowed_origins",
+        "write an origin such as \"https://admin.example.com\" (no path)",
+        Origin::parse,
+    );
     Some(AntiForgeryConfig {
         header,
         value,
