@@ -5,17 +5,7 @@ use std::process::{Command, Output};
 use crate::harness::gateway::scratch_dir;
 
 fn check(text: &str, env: &[(&str, &str)]) -> Output {
-    let dir = scratch_dir();
-    let path = dir.join("c.toml");
-    std::fs::write(&path, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["check", "--config"])
-        .arg(&path)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(dir);
-    out
+    crate::harness::portcullis_check(text, env)
 }
 
 const VALID: &str = r#"

@@ -87,7 +87,6 @@ async fn no_healthy_destination_is_a_503_problem_and_a_page_for_browsers() {
 
 #[tokio::test]
 async fn malformed_requests_are_refused_and_the_gateway_keeps_serving() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let api = Upstream::start("api").await;
     let gw = GatewayConfig::new()
         .cluster("api", &[api.url()], "")
@@ -99,14 +98,7 @@ async fn malformed_requests_are_refused_and_the_gateway_keeps_serving() {
         b"GET / HTTP/1.1\r\nHost: x\r\nBad Header Name: 1\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello",
     ] {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", gw.port))
-            .await
-            .unwrap();
-        s.write_all(raw).await.unwrap();
-        let mut out = Vec::new();
-        let _ =
-            tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut out)).await;
-        let head = String::from_utf8_lossy(&out);
+        let head = crate::harness::raw_http(gw.port, raw).await;
         assert!(
             head.is_empty() || head.starts_with("HTTP/1.1 400"),
             "{:?} got {head}",
@@ -116,14 +108,11 @@ async fn malformed_requests_are_refused_and_the_gateway_keeps_serving() {
     assert_eq!(api.hits(), 0, "a malformed request reached the upstream");
 
     // Control bytes in the target never reach the upstream raw: Pingora percent-encodes them.
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", gw.port))
-        .await
-        .unwrap();
-    s.write_all(b"GET /a\x01\x02 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
+    let out = crate::harness::raw_http(
+        gw.port,
+        b"GET /a\x01\x02 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     assert!(out.contains("\"uri\":\"/a%01%02\""), "{out}");
 
     let r = client().get(gw.url("/still-alive")).send().await.unwrap();

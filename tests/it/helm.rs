@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use crate::harness::gateway::scratch_dir;
+use crate::harness::portcullis_check;
 
 const KEY: &str = "q0S8pJlY0E9o1cJc3m2m4G7mQ3cGmZq1v7bS0lJcR2U=";
 
@@ -70,20 +70,6 @@ fn rendered_toml(all: &str) -> String {
         .map(|l| l.strip_prefix("    ").unwrap_or(l))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-fn portcullis_check(toml: &str, env: &[(&str, &str)]) -> Output {
-    let dir = scratch_dir();
-    let path = dir.join("rendered.toml");
-    std::fs::write(&path, toml).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["check", "--config"])
-        .arg(&path)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(dir);
-    out
 }
 
 #[test]

@@ -40,6 +40,35 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// Sends `request` as raw bytes (for requests a client library would refuse or normalise) and
+/// returns everything the gateway answered until it closed the connection. The time bound only
+/// turns a hang into a failed assertion; it asserts nothing about speed.
+pub async fn raw_http(port: u16, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(15), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Runs `portcullis check` on `text` with `env` set, as a user would.
+pub fn portcullis_check(text: &str, env: &[(&str, &str)]) -> std::process::Output {
+    let dir = gateway::scratch_dir();
+    let path = dir.join("portcullis.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+    out
+}
+
 /// Reserves a free loopback port (released immediately, so the gateway can bind it).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
