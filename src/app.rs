@@ -15,11 +15,13 @@ use pingora::services::listening::Service;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::admin::{Admin, Lifecycle, Readiness};
+use crate::bff::Bff;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::oidc::{DiscoveryService, IdentityProvider};
 use crate::proxy::Gateway;
 use crate::session::service::{SessionStore, StoreService};
+use crate::session::Sessions;
 use crate::upstream::{Cluster, RouteTable};
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +36,8 @@ pub enum AppError {
     Redis(String),
     #[error("invalid OIDC settings: {0}")]
     Oidc(String),
+    #[error("invalid session settings: {0}")]
+    Session(String),
     #[error("{key} {addr} cannot be bound: {source} (another process listens there, or the address is not local)")]
     Bind {
         key: &'static str,
@@ -88,7 +92,15 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), AppError> {
     resolve_now(clusters.values())?;
     let routes = RouteTable::new(&config.routes, |name| clusters.get(name).cloned(), &metrics);
 
-    let gateway = Gateway::new(&config, routes, metrics.clone());
+    let store = Arc::new(SessionStore::default());
+    readiness.register(store.clone());
+    let sessions =
+        Arc::new(Sessions::new(&config.session, store.clone()).map_err(AppError::Session)?);
+    let idp = IdentityProvider::from_config(&config)
+        .map_err(AppError::Oidc)?
+        .map(Arc::new);
+    let bff = Arc::new(Bff::new(&config, sessions, idp.clone()));
+    let gateway = Gateway::new(&config, routes, metrics.clone(), bff);
     let mut server_options = HttpServerOptions::default();
     server_options.keepalive_request_limit = Some(config.pingora.keepalive_request_limit);
     let mut proxy = ProxyServiceBuilder::new(&server.configuration, gateway)
@@ -122,15 +134,19 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), AppError> {
 
     server.add_service(proxy);
     server.add_service(admin);
-    let sessions = Arc::new(SessionStore::default());
-    readiness.register(sessions.clone());
-    let store_service = StoreService::new(&config, sessions).map_err(AppError::Redis)?;
+    let store_service = StoreService::new(&config, store).map_err(AppError::Redis)?;
     server.add_service(background_service("session store", store_service));
-    if let Some(oidc) = &config.oidc {
-        let idp = Arc::new(IdentityProvider::default());
+    if let (Some(oidc), Some(idp)) = (&config.oidc, idp) {
         readiness.register(idp.clone());
-        let discovery = DiscoveryService::new(oidc, idp).map_err(AppError::Oidc)?;
+        let discovery = DiscoveryService::new(&oidc.issuer, oidc.discovery_refresh, idp)
+            .map_err(AppError::Oidc)?;
         server.add_service(background_service("oidc discovery", discovery));
+    }
+    if config.session.dev_insecure_cookie {
+        tracing::warn!(
+            "session.dev_insecure_cookie = true: the session cookie is sent over plain http and \
+             loses its __Host- protection. NEVER use this outside local development."
+        );
     }
     server.add_service(background_service("lifecycle", Lifecycle(readiness)));
 

@@ -3,6 +3,23 @@
 //! Each variant says whether the client is at fault (4xx) or the gateway/upstream is (5xx);
 //! `proxy::rescue` renders them as problem+json for API callers or a short page for browsers.
 
+/// Why `/signin-oidc` refused to finish a login; each one tells the user what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginFailure {
+    /// No `state` parameter: not a response to a login we started.
+    MissingState,
+    /// `state` unknown: forged, already used (replayed), or expired.
+    UnknownState,
+    /// The login was started in another browser (its binding cookie is missing or different).
+    OtherBrowser,
+    /// The IdP answered with an error (`access_denied`, `login_required`, ...).
+    IdentityProvider { code: String },
+    /// Neither `code` nor `error`.
+    MissingCode,
+    /// The IdP refused to exchange the code (expired or already used).
+    CodeRejected,
+}
+
 /// Why a request was not proxied, as the client will be told.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GatewayError {
@@ -29,6 +46,20 @@ pub enum GatewayError {
     ForeignOrigin,
     /// The client sent a request Pingora could not parse or finish.
     BadRequest,
+    /// A gateway endpoint was called with a method it does not serve.
+    MethodNotAllowed,
+    /// A parameter of a gateway endpoint is not acceptable (`returnUrl`, `prompt`).
+    InvalidParameter { detail: String },
+    /// The sign-in could not be completed because of what the browser brought back.
+    LoginFailed(LoginFailure),
+    /// The call needs a signed-in user and there is no (live) session.
+    Unauthenticated,
+    /// Discovery has not succeeded yet: logins cannot start.
+    IdentityProviderUnavailable,
+    /// The IdP failed us during a login (unreachable, or an invalid ID token).
+    IdentityProviderFailed,
+    /// The session store cannot be reached; the session (if any) is kept.
+    SessionStoreUnavailable,
     /// A bug or resource problem inside the gateway.
     Internal,
 }
@@ -37,7 +68,13 @@ impl GatewayError {
     pub fn status(&self) -> u16 {
         match self {
             GatewayError::NoRoute => 404,
-            GatewayError::AntiForgeryMissing { .. } => 401,
+            GatewayError::AntiForgeryMissing { .. } | GatewayError::Unauthenticated => 401,
+            GatewayError::MethodNotAllowed => 405,
+            GatewayError::InvalidParameter { .. } | GatewayError::LoginFailed(_) => 400,
+            GatewayError::IdentityProviderUnavailable | GatewayError::SessionStoreUnavailable => {
+                503
+            }
+            GatewayError::IdentityProviderFailed => 502,
             GatewayError::CrossSiteRequest | GatewayError::ForeignOrigin => 403,
             GatewayError::AmbiguousPath | GatewayError::BadRewrite | GatewayError::BadRequest => {
                 400
@@ -63,6 +100,13 @@ impl GatewayError {
             GatewayError::UpstreamTimeout { .. } => "upstream-timeout",
             GatewayError::UpstreamBroken { .. } => "upstream-broken",
             GatewayError::BadRequest => "bad-request",
+            GatewayError::MethodNotAllowed => "method-not-allowed",
+            GatewayError::InvalidParameter { .. } => "invalid-parameter",
+            GatewayError::LoginFailed(_) => "login-failed",
+            GatewayError::Unauthenticated => "unauthenticated",
+            GatewayError::IdentityProviderUnavailable => "identity-provider-unavailable",
+            GatewayError::IdentityProviderFailed => "identity-provider-error",
+            GatewayError::SessionStoreUnavailable => "session-store-unavailable",
             GatewayError::Internal => "internal",
         }
     }
@@ -82,7 +126,25 @@ impl GatewayError {
             }
             GatewayError::UpstreamTimeout { .. } => "Gateway timeout",
             GatewayError::BadRequest => "Bad request",
+            GatewayError::MethodNotAllowed => "Method not allowed",
+            GatewayError::InvalidParameter { .. } => "Invalid parameter",
+            GatewayError::LoginFailed(_) => "Sign-in failed",
+            GatewayError::Unauthenticated => "Not signed in",
+            GatewayError::IdentityProviderUnavailable | GatewayError::IdentityProviderFailed => {
+                "Sign-in unavailable"
+            }
+            GatewayError::SessionStoreUnavailable => "Sessions unavailable",
             GatewayError::Internal => "Internal error",
+        }
+    }
+
+    /// Where a browser can go to try again, for pages that should offer it.
+    pub fn retry_link(&self) -> Option<(&'static str, &'static str)> {
+        match self {
+            GatewayError::LoginFailed(_)
+            | GatewayError::IdentityProviderFailed
+            | GatewayError::IdentityProviderUnavailable => Some(("/bff/login", "Sign in again")),
+            _ => None,
         }
     }
 
@@ -115,6 +177,41 @@ impl GatewayError {
                 format!("Cluster '{cluster}' sent an invalid or incomplete response.")
             }
             GatewayError::BadRequest => "The request could not be read.".into(),
+            GatewayError::MethodNotAllowed => "This endpoint does not accept this method.".into(),
+            GatewayError::InvalidParameter { detail } => detail.clone(),
+            GatewayError::LoginFailed(why) => match why {
+                LoginFailure::MissingState | LoginFailure::UnknownState => {
+                    "This sign-in link has expired or was already used. Start the sign-in again."
+                        .into()
+                }
+                LoginFailure::OtherBrowser => {
+                    "This sign-in was started in another browser or tab profile. Start the sign-in again here."
+                        .into()
+                }
+                LoginFailure::IdentityProvider { code } => {
+                    format!("The identity provider did not sign you in ({code}).")
+                }
+                LoginFailure::MissingCode => {
+                    "The identity provider's answer is incomplete. Start the sign-in again.".into()
+                }
+                LoginFailure::CodeRejected => {
+                    "The identity provider refused to complete this sign-in. Start the sign-in again."
+                        .into()
+                }
+            },
+            GatewayError::Unauthenticated => {
+                "Sign in first (GET /bff/login), then repeat the call.".into()
+            }
+            GatewayError::IdentityProviderUnavailable => {
+                "The identity provider cannot be reached yet. Try again shortly.".into()
+            }
+            GatewayError::IdentityProviderFailed => {
+                "The identity provider did not complete the sign-in correctly. Try again shortly."
+                    .into()
+            }
+            GatewayError::SessionStoreUnavailable => {
+                "The session store cannot be reached. Try again shortly; nothing was lost.".into()
+            }
             GatewayError::Internal => "The gateway failed to handle this request.".into(),
         }
     }

@@ -1,4 +1,165 @@
-//! The BFF endpoints (Duende BFF conventions: `/bff/login`, `/signin-oidc`, `/bff/user`,
-//! `/bff/logout`, `/bff/backchannel`). The building blocks land first; the endpoints follow.
+//! The BFF endpoints, with the paths SPA libraries already use (Duende BFF conventions):
+//!
+//! ```text
+//! GET /bff/login?returnUrl=/path     start a login (login.rs)
+//! GET /signin-oidc                   finish it: code exchange, new session (callback.rs)
+//! GET /bff/user                      who is signed in, as claims (user.rs)
+//! ```
+//!
+//! Handlers are plain async functions from the request head to a [`Reply`]; the proxy writes
+//! the reply, so they know nothing of Pingora.
 
+mod callback;
+mod login;
+mod login_state;
 pub mod return_url;
+mod user;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::request::Parts;
+
+use crate::config::Config;
+use crate::error::GatewayError;
+use crate::oidc::IdentityProvider;
+use crate::session::Sessions;
+
+/// A gateway endpoint, recognised by exact path before routing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Login,
+    Callback,
+    User,
+}
+
+impl Endpoint {
+    pub const ALL: [Endpoint; 3] = [Endpoint::Login, Endpoint::Callback, Endpoint::User];
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The name in access logs and metrics (`route` label).
+    pub fn name(self) -> &'static str {
+        match self {
+            Endpoint::Login => "bff:login",
+            Endpoint::Callback => "bff:callback",
+            Endpoint::User => "bff:user",
+        }
+    }
+
+    /// Endpoints that scripts call (not navigations) get the anti-forgery checks of API routes.
+    pub fn needs_anti_forgery(self) -> bool {
+        matches!(self, Endpoint::User)
+    }
+}
+
+/// What an endpoint answers.
+#[derive(Debug)]
+pub enum Reply {
+    /// `302 Found` to `location`.
+    Redirect {
+        location: String,
+        cookies: Vec<String>,
+    },
+    /// `200` with a JSON body.
+    Json { body: Bytes },
+    /// A problem (JSON for scripts, a page for browsers), optionally setting cookies.
+    Error {
+        error: GatewayError,
+        cookies: Vec<String>,
+    },
+}
+
+impl From<GatewayError> for Reply {
+    fn from(error: GatewayError) -> Reply {
+        Reply::Error {
+            error,
+            cookies: Vec::new(),
+        }
+    }
+}
+
+pub struct Bff {
+    pub sessions: Arc<Sessions>,
+    /// The session cookie, then the login binding cookie: never forwarded upstream.
+    pub cookie_names: [String; 2],
+    idp: Option<Arc<IdentityProvider>>,
+    callback_path: String,
+    login_timeout: Duration,
+}
+
+impl Bff {
+    pub fn new(
+        config: &Config,
+        sessions: Arc<Sessions>,
+        idp: Option<Arc<IdentityProvider>>,
+    ) -> Bff {
+        let (callback_path, login_timeout) = config.oidc.as_ref().map_or_else(
+            || ("/signin-oidc".to_string(), Duration::from_secs(600)),
+            |o| (o.callback_path.clone(), o.login_timeout),
+        );
+        let cookie_names = [
+            sessions.cookie.name.clone(),
+            format!("{}-login", sessions.cookie.name),
+        ];
+        Bff {
+            cookie_names,
+            sessions,
+            idp,
+            callback_path,
+            login_timeout,
+        }
+    }
+
+    /// The endpoint at `path`, if login is configured; other paths go to the routes.
+    pub fn endpoint(&self, path: &str) -> Option<Endpoint> {
+        self.idp.as_ref()?;
+        match path {
+            "/bff/login" => Some(Endpoint::Login),
+            "/bff/user" => Some(Endpoint::User),
+            p if p == self.callback_path => Some(Endpoint::Callback),
+            _ => None,
+        }
+    }
+
+    pub async fn handle(&self, endpoint: Endpoint, req: &Parts) -> Reply {
+        if req.method != http::Method::GET && req.method != http::Method::HEAD {
+            return GatewayError::MethodNotAllowed.into();
+        }
+        let Some(idp) = &self.idp else {
+            return GatewayError::NoRoute.into();
+        };
+        let query = query_pairs(req.uri.query());
+        match endpoint {
+            Endpoint::Login => login::start(self, idp, &req.headers, &query).await,
+            Endpoint::Callback => callback::finish(self, idp, &req.headers, &query).await,
+            Endpoint::User => user::claims(self, &req.headers, &query).await,
+        }
+    }
+
+    /// The cookie that ties a login to the browser that started it.
+    fn binding_cookie_name(&self) -> &str {
+        &self.cookie_names[1]
+    }
+}
+
+/// Decoded query parameters; a name given twice keeps its first value.
+fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if !out.iter().any(|(name, _)| name == k.as_ref()) {
+            out.push((k.into_owned(), v.into_owned()));
+        }
+    }
+    out
+}
+
+fn param<'q>(query: &'q [(String, String)], name: &str) -> Option<&'q str> {
+    query
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}

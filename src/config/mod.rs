@@ -266,7 +266,28 @@ pub struct OidcConfig {
     /// Issuer URL; discovery reads `{issuer}/.well-known/openid-configuration`.
     pub issuer: String,
     pub client_id: String,
-    pub client_secret: Secret,
+    /// How the gateway authenticates at the token endpoint.
+    pub client_auth: ClientAuth,
+    /// Required for the `client_secret_*` methods.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<Secret>,
+    /// PEM private key for `private_key_jwt`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<Secret>,
+    /// `kid` of the registered public key, sent in the assertion's header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_key_id: Option<String>,
+    /// Scopes asked for at login (`openid` is always asked for).
+    pub scopes: Vec<String>,
+    /// Extra authorization request parameters (`audience`, `domain_hint`, ...).
+    #[serde(serialize_with = "ser_pairs")]
+    pub authorize_params: Vec<(String, String)>,
+    /// Where the IdP sends the browser back; registered at the IdP as
+    /// `{server.public_origin}{callback_path}`.
+    pub callback_path: String,
+    /// How long a started login may take before its state is forgotten.
+    #[serde(serialize_with = "ser_duration")]
+    pub login_timeout: Duration,
     /// How often discovery and the JWKS are read again.
     #[serde(serialize_with = "ser_duration")]
     pub discovery_refresh: Duration,
@@ -275,11 +296,31 @@ pub struct OidcConfig {
     pub http_timeout: Duration,
 }
 
+/// Token endpoint client authentication (OIDC Core §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    ClientSecretBasic,
+    ClientSecretPost,
+    PrivateKeyJwt,
+}
+
+fn ser_pairs<S: Serializer>(v: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(v.len()))?;
+    for (k, val) in v {
+        map.serialize_entry(k, val)?;
+    }
+    map.end()
+}
+
 /// Server-side sessions: where they live and how long.
 #[derive(Debug, Clone, Serialize)]
 pub struct SessionConfig {
     pub store: StoreKind,
     pub cookie_name: String,
+    /// Plain-http development only: drops `Secure` (and so the `__Host-` prefix).
+    pub dev_insecure_cookie: bool,
     /// Sliding: a session unused this long ends.
     #[serde(serialize_with = "ser_duration")]
     pub idle_timeout: Duration,

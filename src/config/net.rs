@@ -152,6 +152,15 @@ impl Origin {
     pub fn as_str(&self) -> &str {
         &self.text
     }
+
+    /// Browsers treat loopback origins as secure contexts even over plain http.
+    pub fn is_loopback(&self) -> bool {
+        let host = self.hp.host.trim_start_matches('[').trim_end_matches(']');
+        host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
 }
 
 impl fmt::Display for Origin {

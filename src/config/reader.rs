@@ -302,6 +302,35 @@ impl<'r, 't> Section<'r, 't> {
         }
     }
 
+    /// A table of free-form string values (`{ audience = "..." }`), in key order. Its keys are
+    /// data, not schema, so they are not checked against the known keys.
+    pub fn string_map(&self, key: &'static str) -> Option<Vec<(String, String)>> {
+        match self.raw(key)? {
+            Value::Table(t) => {
+                let mut out = Vec::with_capacity(t.len());
+                for (k, v) in t {
+                    match v {
+                        Value::String(s) => out.push((k.clone(), s.clone())),
+                        other => {
+                            self.issue(
+                                &format!("{key}.{k}"),
+                                format!("expected a string, got {} {other}", other.type_str()),
+                                "quote the value",
+                            );
+                            return None;
+                        }
+                    }
+                }
+                out.sort();
+                Some(out)
+            }
+            other => {
+                self.wrong_type(key, "a table of strings", other, "{ name = \"value\" }");
+                None
+            }
+        }
+    }
+
     /// A secret given inline as `key` or as a file path in `key_file` (one, not both).
     /// The file's content is trimmed of trailing newlines, as Kubernetes and Docker secrets end.
     pub fn secret(&self, key: &'static str, file_key: &'static str) -> Option<Secret> {

@@ -43,6 +43,28 @@ pub fn validate_and_list_keys(
         let oidc = oidc(&top.section("oidc"));
         let (clusters, declared) = clusters(&top);
         let routes = routes(&top, &declared);
+        if let (Some(o), Some(s)) = (&oidc, &server) {
+            match &s.public_origin {
+                None => reader.push(
+                    "server.public_origin".into(),
+                    "missing: [oidc] needs it to build the redirect URI the IdP sends browsers back to",
+                    format!(
+                        "set the origin browsers use, e.g. \"https://app.example.com\" (register https://app.example.com{} at the IdP)",
+                        o.callback_path
+                    ),
+                ),
+                Some(origin) if !origin.is_https() && !origin.is_loopback() => {
+                    if !session.as_ref().is_some_and(|s| s.dev_insecure_cookie) {
+                        reader.push(
+                            "server.public_origin".into(),
+                            format!("{origin} is plain http: browsers drop the Secure session cookie there"),
+                            "serve https (or terminate TLS in front and set an https origin); for local development only, set session.dev_insecure_cookie = true",
+                        );
+                    }
+                }
+                Some(_) => {}
+            }
+        }
         if let (Some(s), Some(a)) = (&server, &admin) {
             if s.listen == a.listen {
                 reader.push(
@@ -248,6 +270,20 @@ fn anti_forgery(s: &Section<'_, '_>) -> Option<AntiForgeryConfig> {
     })
 }
 
+/// Authorization request parameters the login flow sets itself; configuring them would break
+/// or weaken it (PKCE, state, nonce) or contradict other keys.
+const RESERVED_AUTHORIZE_PARAMS: &[&str] = &[
+    "client_id",
+    "code_challenge",
+    "code_challenge_method",
+    "nonce",
+    "redirect_uri",
+    "response_mode",
+    "response_type",
+    "scope",
+    "state",
+];
+
 fn oidc(o: &Section<'_, '_>) -> Option<OidcConfig> {
     let issuer = o.parsed(
         "issuer",
@@ -268,7 +304,61 @@ fn oidc(o: &Section<'_, '_>) -> Option<OidcConfig> {
         },
     );
     let client_id = o.string("client_id");
+    let client_auth = o
+        .parsed(
+            "client_auth",
+            "use \"client_secret_basic\", \"client_secret_post\" or \"private_key_jwt\"",
+            |v| match v {
+                "client_secret_basic" => Ok(ClientAuth::ClientSecretBasic),
+                "client_secret_post" => Ok(ClientAuth::ClientSecretPost),
+                "private_key_jwt" => Ok(ClientAuth::PrivateKeyJwt),
+                _ => Err(format!("{v:?} is not a supported client authentication")),
+            },
+        )
+        .unwrap_or(ClientAuth::ClientSecretBasic);
     let client_secret = o.secret("client_secret", "client_secret_file");
+    let private_key = o.secret("private_key", "private_key_file");
+    let private_key_id = o.string("private_key_id");
+    let scopes = o.strings("scopes").unwrap_or_else(|| {
+        ["openid", "profile", "email", "offline_access"]
+            .map(String::from)
+            .to_vec()
+    });
+    for (i, scope) in scopes.iter().enumerate() {
+        if scope.is_empty() || scope.bytes().any(|b| b <= b' ' || b == b'"' || b == b'\\') {
+            o.issue(
+                &format!("scopes[{i}]"),
+                format!("{scope:?} is not a valid scope"),
+                "write one scope per entry, without spaces",
+            );
+        }
+    }
+    let authorize_params = o.string_map("authorize_params").unwrap_or_default();
+    for (name, _) in &authorize_params {
+        if RESERVED_AUTHORIZE_PARAMS.contains(&name.as_str()) {
+            o.issue(
+                &format!("authorize_params.{name}"),
+                "is set by the login flow itself",
+                "remove it (scopes go in oidc.scopes; PKCE, state and nonce are always sent)",
+            );
+        }
+    }
+    let callback_path = o
+        .parsed(
+            "callback_path",
+            "write a path such as \"/signin-oidc\"",
+            |v| {
+                if v.starts_with('/') && !v.starts_with("//") && !v.contains(['?', '#', '\\']) {
+                    Ok(v.to_string())
+                } else {
+                    Err(format!("{v:?} is not an absolute path"))
+                }
+            },
+        )
+        .unwrap_or_else(|| "/signin-oidc".into());
+    let login_timeout = o
+        .duration("login_timeout")
+        .unwrap_or(Duration::from_secs(600));
     let discovery_refresh = o
         .duration("discovery_refresh")
         .unwrap_or(Duration::from_secs(3600));
@@ -288,17 +378,68 @@ fn oidc(o: &Section<'_, '_>) -> Option<OidcConfig> {
             "set the client id registered at the IdP",
         );
     }
-    if client_secret.is_none() && !o.has("client_secret") && !o.has("client_secret_file") {
+    if login_timeout.is_zero() || login_timeout > Duration::from_secs(3600) {
         o.issue(
-            "client_secret",
-            "missing",
-            "set client_secret, client_secret_file or PORTCULLIS__OIDC__CLIENT_SECRET",
+            "login_timeout",
+            "must be between 1s and 1h",
+            "use e.g. \"10m\": long enough to sign in, short enough that a leaked state is useless",
         );
+    }
+    let secret_given = o.has("client_secret") || o.has("client_secret_file");
+    match client_auth {
+        ClientAuth::PrivateKeyJwt => {
+            if !(o.has("private_key") || o.has("private_key_file")) {
+                o.issue(
+                    "private_key_file",
+                    "missing: private_key_jwt signs client assertions with it",
+                    "set private_key_file to the PEM private key registered (as a public JWK) at the IdP",
+                );
+            }
+            if let Some(key) = &private_key {
+                if let Err(e) = crate::oidc::assertion::parse_key(key.expose()) {
+                    o.issue(
+                        "private_key",
+                        e,
+                        "give an RSA or EC (P-256) private key in PEM",
+                    );
+                }
+            }
+            if secret_given {
+                o.issue(
+                    "client_secret",
+                    "is not used with client_auth = \"private_key_jwt\"",
+                    "remove client_secret, or choose a client_secret_* method",
+                );
+            }
+        }
+        _ => {
+            if !secret_given {
+                o.issue(
+                    "client_secret",
+                    "missing",
+                    "set client_secret, client_secret_file or PORTCULLIS__OIDC__CLIENT_SECRET",
+                );
+            }
+            if o.has("private_key") || o.has("private_key_file") {
+                o.issue(
+                    "private_key_file",
+                    "is only used with client_auth = \"private_key_jwt\"",
+                    "remove it, or set client_auth = \"private_key_jwt\"",
+                );
+            }
+        }
     }
     Some(OidcConfig {
         issuer: issuer?,
         client_id: client_id?,
-        client_secret: client_secret?,
+        client_auth,
+        client_secret,
+        private_key,
+        private_key_id,
+        scopes,
+        authorize_params,
+        callback_path,
+        login_timeout,
         discovery_refresh,
         http_timeout,
     })
@@ -316,22 +457,37 @@ fn session(s: &Section<'_, '_>) -> Option<SessionConfig> {
             },
         )
         .unwrap_or(StoreKind::Memory);
-    let cookie_name = s
-        .parsed(
-            "cookie_name",
-            "use letters, digits, '-' and '_', e.g. \"__Host-portcullis\"",
-            |v| {
-                if !v.is_empty()
-                    && v.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-                {
-                    Ok(v.to_string())
-                } else {
-                    Err(format!("{v:?} is not a valid cookie name"))
-                }
-            },
-        )
-        .unwrap_or_else(|| "__Host-portcullis".into());
+    let cookie_name = s.parsed(
+        "cookie_name",
+        "use letters, digits, '-' and '_', e.g. \"__Host-portcullis\"",
+        |v| {
+            if !v.is_empty()
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                Ok(v.to_string())
+            } else {
+                Err(format!("{v:?} is not a valid cookie name"))
+            }
+        },
+    );
+    let dev_insecure_cookie = s.bool("dev_insecure_cookie").unwrap_or(false);
+    let cookie_name = match cookie_name {
+        Some(name)
+            if dev_insecure_cookie
+                && (name.starts_with("__Host-") || name.starts_with("__Secure-")) =>
+        {
+            s.issue(
+                "cookie_name",
+                format!("{name:?} has a prefix browsers only accept on Secure cookies, and dev_insecure_cookie drops Secure"),
+                "use a name without __Host-/__Secure-, e.g. \"portcullis\"",
+            );
+            name
+        }
+        Some(name) => name,
+        None if dev_insecure_cookie => "portcullis".into(),
+        None => "__Host-portcullis".into(),
+    };
     let idle_timeout = s
         .duration("idle_timeout")
         .unwrap_or(Duration::from_secs(20 * 60));
@@ -374,6 +530,7 @@ fn session(s: &Section<'_, '_>) -> Option<SessionConfig> {
     Some(SessionConfig {
         store,
         cookie_name,
+        dev_insecure_cookie,
         idle_timeout,
         absolute_timeout,
         encryption_keys,

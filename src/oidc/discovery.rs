@@ -6,36 +6,120 @@
 //! signing keys are picked up; a failed refresh keeps the last good metadata.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
-use openidconnect::core::CoreProviderMetadata;
-use openidconnect::IssuerUrl;
+use openidconnect::{IssuerUrl, JsonWebKeySet};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
+use super::assertion::ClientAssertion;
+use super::provider::{ClientSettings, Metadata, Provider};
 use crate::admin::DependencyCheck;
-use crate::config::OidcConfig;
+use crate::config::{ClientAuth, Config};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// An unknown `kid` reloads the JWKS at most this often, so a stream of bad tokens cannot turn
+/// the gateway into a load generator against the IdP.
+const KEY_RELOAD_EVERY: Duration = Duration::from_secs(10);
 
 /// What discovery found, shared with the login flow.
-#[derive(Default)]
 pub struct IdentityProvider {
-    metadata: ArcSwapOption<CoreProviderMetadata>,
+    provider: ArcSwapOption<Provider>,
+    settings: Arc<ClientSettings>,
+    /// One client for every call to the IdP: no redirects (SSRF), bounded by `http_timeout`.
+    pub http: openidconnect::reqwest::Client,
     /// The last discovery failure, shown by `/readyz` until the first success.
     problem: Mutex<String>,
+    last_key_reload: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl IdentityProvider {
-    pub fn metadata(&self) -> Option<Arc<CoreProviderMetadata>> {
-        self.metadata.load_full()
+    /// `None` when `[oidc]` is not configured.
+    pub fn from_config(config: &Config) -> Result<Option<IdentityProvider>, String> {
+        let Some(oidc) = &config.oidc else {
+            return Ok(None);
+        };
+        let origin = config
+            .server
+            .public_origin
+            .as_ref()
+            .ok_or("server.public_origin: missing (needed by [oidc])")?;
+        let assertion = match (oidc.client_auth, &oidc.private_key) {
+            (ClientAuth::PrivateKeyJwt, Some(key)) => Some(Arc::new(
+                ClientAssertion::new(
+                    key.expose(),
+                    oidc.private_key_id.clone(),
+                    oidc.client_id.clone(),
+                )
+                .map_err(|e| format!("oidc.private_key: {e}"))?,
+            )),
+            _ => None,
+        };
+        let settings = ClientSettings {
+            client_id: oidc.client_id.clone(),
+            client_secret: oidc.client_secret.as_ref().map(|s| s.expose().to_string()),
+            auth: oidc.client_auth,
+            assertion,
+            redirect_uri: format!("{}{}", origin.as_str(), oidc.callback_path),
+            scopes: oidc.scopes.clone(),
+            authorize_params: oidc.authorize_params.clone(),
+        };
+        let http = openidconnect::reqwest::ClientBuilder::new()
+            .redirect(openidconnect::reqwest::redirect::Policy::none())
+            .timeout(oidc.http_timeout)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client for the IdP: {e}"))?;
+        Ok(Some(IdentityProvider {
+            provider: ArcSwapOption::empty(),
+            settings: Arc::new(settings),
+            http,
+            problem: Mutex::new(String::new()),
+            last_key_reload: tokio::sync::Mutex::new(None),
+        }))
+    }
+
+    /// The provider as last discovered; `None` until discovery first succeeds.
+    pub fn current(&self) -> Option<Arc<Provider>> {
+        self.provider.load_full()
+    }
+
+    fn install(&self, metadata: Metadata) -> Result<(), String> {
+        let provider = Provider::new(metadata, self.settings.clone())?;
+        self.provider.store(Some(Arc::new(provider)));
+        Ok(())
     }
 
     fn record(&self, problem: Option<String>) {
         if let Ok(mut p) = self.problem.lock() {
             *p = problem.unwrap_or_default();
+        }
+    }
+
+    /// Re-reads the JWKS after a token named a key we do not know (the IdP rotated its keys
+    /// since the last discovery). Rate-limited; returns the provider to retry with.
+    pub async fn reload_keys(&self) -> Option<Arc<Provider>> {
+        let current = self.current()?;
+        let mut last = self.last_key_reload.lock().await;
+        if last.is_some_and(|t| t.elapsed() < KEY_RELOAD_EVERY) {
+            return None;
+        }
+        *last = Some(Instant::now());
+        match JsonWebKeySet::fetch_async(current.metadata.jwks_uri(), &self.http).await {
+            Ok(jwks) => {
+                let metadata = current.metadata.clone().set_jwks(jwks);
+                if let Err(e) = self.install(metadata) {
+                    tracing::warn!(error = %e, "cannot use the reloaded signing keys");
+                    return None;
+                }
+                tracing::info!("reloaded the IdP's signing keys after an unknown key id");
+                self.current()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reload the IdP's signing keys");
+                None
+            }
         }
     }
 }
@@ -48,7 +132,7 @@ impl DependencyCheck for IdentityProvider {
     /// Ready once discovery has succeeded; a later failed refresh keeps the last good
     /// metadata, so it does not make the gateway unready.
     fn check(&self) -> Result<(), String> {
-        if self.metadata.load().is_some() {
+        if self.provider.load().is_some() {
             return Ok(());
         }
         let problem = self.problem.lock().map(|p| p.clone()).unwrap_or_default();
@@ -63,33 +147,25 @@ impl DependencyCheck for IdentityProvider {
 pub struct DiscoveryService {
     issuer: IssuerUrl,
     refresh: Duration,
-    http: openidconnect::reqwest::Client,
     shared: Arc<IdentityProvider>,
 }
 
 impl DiscoveryService {
     pub fn new(
-        config: &OidcConfig,
+        issuer: &str,
+        refresh: Duration,
         shared: Arc<IdentityProvider>,
     ) -> Result<DiscoveryService, String> {
-        let issuer =
-            IssuerUrl::new(config.issuer.clone()).map_err(|e| format!("oidc.issuer: {e}"))?;
-        // Redirects are refused: a discovery document must not send us elsewhere (SSRF).
-        let http = openidconnect::reqwest::ClientBuilder::new()
-            .redirect(openidconnect::reqwest::redirect::Policy::none())
-            .timeout(config.http_timeout)
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client for the IdP: {e}"))?;
+        let issuer = IssuerUrl::new(issuer.to_string()).map_err(|e| format!("oidc.issuer: {e}"))?;
         Ok(DiscoveryService {
             issuer,
-            refresh: config.discovery_refresh,
-            http,
+            refresh,
             shared,
         })
     }
 
-    async fn discover(&self) -> Result<CoreProviderMetadata, String> {
-        CoreProviderMetadata::discover_async(self.issuer.clone(), &self.http)
+    async fn discover(&self) -> Result<(), String> {
+        let metadata = Metadata::discover_async(self.issuer.clone(), &self.shared.http)
             .await
             .map_err(|e| {
                 let mut msg = e.to_string();
@@ -100,7 +176,11 @@ impl DiscoveryService {
                     source = s.source();
                 }
                 msg
-            })
+            })?;
+        if metadata.token_endpoint().is_none() {
+            return Err("the discovery document has no token_endpoint".into());
+        }
+        self.shared.install(metadata)
     }
 }
 
@@ -109,12 +189,12 @@ impl BackgroundService for DiscoveryService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let mut backoff = Duration::from_millis(500);
         loop {
+            let first = self.shared.provider.load().is_none();
             let wait = match self.discover().await {
-                Ok(metadata) => {
-                    if self.shared.metadata.load().is_none() {
+                Ok(()) => {
+                    if first {
                         tracing::info!(issuer = %self.issuer.as_str(), "OIDC discovery succeeded");
                     }
-                    self.shared.metadata.store(Some(Arc::new(metadata)));
                     self.shared.record(None);
                     backoff = Duration::from_millis(500);
                     self.refresh

@@ -1,6 +1,9 @@
-//! The OpenID Provider side: discovery and keys now; the code flow, refresh and logout-token
-//! checks build on it.
+//! The OpenID Provider side: discovery and keys, the gateway's client (authorization requests,
+//! code exchange, ID token checks) and `private_key_jwt` assertions.
 
+pub mod assertion;
 pub mod discovery;
+pub mod provider;
 
 pub use self::discovery::{DiscoveryService, IdentityProvider};
+pub use self::provider::{IdTokenError, LoginTokens, Provider, TokenError};

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use pingora::lb::Backend;
 
+use crate::bff::Endpoint;
 use crate::config::Destination;
 use crate::error::GatewayError;
 use crate::upstream::Route;
@@ -14,6 +15,8 @@ pub struct RequestCtx {
     /// Propagated from a valid incoming `X-Request-Id`, else generated.
     pub request_id: String,
     pub route: Option<Arc<Route>>,
+    /// Set when a BFF endpoint answered instead of a route.
+    pub endpoint: Option<Endpoint>,
     /// The destination chosen by `upstream_peer`, for the `Host` header and the access log.
     pub destination: Option<Arc<Destination>>,
     /// The address last tried, so a retry after a failed connect goes elsewhere.
@@ -29,6 +32,7 @@ impl Default for RequestCtx {
             started: Instant::now(),
             request_id: String::new(),
             route: None,
+            endpoint: None,
             destination: None,
             backend: None,
             connect_attempts: 0,
@@ -39,7 +43,11 @@ impl Default for RequestCtx {
 
 impl RequestCtx {
     pub fn route_name(&self) -> &str {
-        self.route.as_ref().map_or("-", |r| r.name.as_str())
+        match (&self.route, self.endpoint) {
+            (_, Some(e)) => e.name(),
+            (Some(r), None) => r.name.as_str(),
+            (None, None) => "-",
+        }
     }
 
     pub fn cluster_name(&self) -> &str {

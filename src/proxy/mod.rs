@@ -2,11 +2,13 @@
 //!
 //! ```text
 //! early_request_filter   keepalive, request id
-//! request_filter         route (reject ambiguous paths, 404 when nothing matches),
+//! request_filter         BFF endpoints (/bff/login, /signin-oidc, /bff/user) answer here;
+//!                        otherwise route (reject ambiguous paths, 404 when nothing matches),
 //!                        anti-forgery on protected routes (401/403)
 //! upstream_peer          healthy destination of the route's cluster (503 when none)
 //! fail_to_connect        try another destination
-//! upstream_request_filter  path rewrite, Host, X-Forwarded-*, X-Request-Id
+//! upstream_request_filter  path rewrite, Host, X-Forwarded-*, X-Request-Id, session cookies
+//!                        removed
 //! response_filter        strip hop-by-hop headers, X-Request-Id back to the client
 //! fail_to_proxy          problem+json or a page (rescue.rs)
 //! logging                access log and metrics
@@ -32,6 +34,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session as HttpSession};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
 
+use crate::bff::{Bff, Endpoint};
 use crate::config::{AntiForgeryConfig, Cidr, Config, Origin};
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, RouteMetrics};
@@ -51,11 +54,19 @@ pub struct Gateway {
     metrics: Arc<Metrics>,
     /// Counts requests that matched no route.
     unrouted: RouteMetrics,
+    bff: Arc<Bff>,
+    /// One per [`Endpoint`], in `Endpoint::ALL` order.
+    endpoint_metrics: Vec<RouteMetrics>,
 }
 
 impl Gateway {
-    pub fn new(config: &Config, routes: RouteTable, metrics: Arc<Metrics>) -> Self {
+    pub fn new(config: &Config, routes: RouteTable, metrics: Arc<Metrics>, bff: Arc<Bff>) -> Self {
         Gateway {
+            endpoint_metrics: Endpoint::ALL
+                .iter()
+                .map(|e| metrics.route(e.name(), "-"))
+                .collect(),
+            bff,
             routes,
             anti_forgery: config.anti_forgery.clone(),
             public_origin: config.server.public_origin.clone(),
@@ -79,14 +90,39 @@ impl Gateway {
         let protected = route.anti_forgery;
         ctx.route = Some(route);
         if protected {
-            antiforgery::check(
-                &session.req_header().headers,
-                &self.anti_forgery,
-                self.public_origin.as_ref(),
-                || antiforgery::own_origin(self.scheme, route::request_host_with_port(session)),
-            )?;
+            self.check_anti_forgery(session)?;
         }
         Ok(())
+    }
+
+    fn check_anti_forgery(&self, session: &HttpSession) -> Result<(), GatewayError> {
+        antiforgery::check(
+            &session.req_header().headers,
+            &self.anti_forgery,
+            self.public_origin.as_ref(),
+            || antiforgery::own_origin(self.scheme, route::request_host_with_port(session)),
+        )
+    }
+
+    /// Answers a BFF endpoint; script-called ones pass the same anti-forgery checks as APIs.
+    async fn serve_endpoint(
+        &self,
+        endpoint: Endpoint,
+        session: &mut HttpSession,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.endpoint = Some(endpoint);
+        let reply = match endpoint
+            .needs_anti_forgery()
+            .then(|| self.check_anti_forgery(session))
+        {
+            Some(Err(e)) => e.into(),
+            _ => self.bff.handle(endpoint, session.req_header()).await,
+        };
+        if let crate::bff::Reply::Error { error, .. } = &reply {
+            ctx.error = Some(error.clone());
+        }
+        respond::reply(session, ctx, reply).await
     }
 }
 
@@ -118,6 +154,10 @@ impl ProxyHttp for Gateway {
         session: &mut HttpSession,
         ctx: &mut RequestCtx,
     ) -> Result<bool> {
+        if let Some(endpoint) = self.bff.endpoint(session.req_header().uri.path()) {
+            self.serve_endpoint(endpoint, session, ctx).await?;
+            return Ok(true);
+        }
         match self.admit(session, ctx) {
             Ok(()) => Ok(false),
             Err(err) => {
@@ -177,6 +217,21 @@ impl ProxyHttp for Gateway {
                 }
             }
         }
+        // The session id and login binding are the gateway's; no upstream ever sees them.
+        let names = &self.bff.cookie_names;
+        let ours = names[0].as_bytes();
+        if req
+            .headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .any(|v| v.as_bytes().windows(ours.len()).any(|w| w == ours))
+        {
+            let kept = crate::session::cookie::without(&req.headers, &[&names[0], &names[1]]);
+            req.remove_header(&http::header::COOKIE);
+            if let Some(v) = kept {
+                req.insert_header(http::header::COOKIE, v)?;
+            }
+        }
         forwarded::Forwarding {
             trusted_proxies: &self.trusted_proxies,
             scheme: self.scheme,
@@ -212,7 +267,11 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut HttpSession, e: Option<&Error>, ctx: &mut RequestCtx) {
-        let metrics = ctx.route.as_ref().map_or(&self.unrouted, |r| &r.metrics);
+        let metrics = match (ctx.endpoint, &ctx.route) {
+            (Some(e), _) => &self.endpoint_metrics[e.index()],
+            (None, Some(r)) => &r.metrics,
+            (None, None) => &self.unrouted,
+        };
         access_log::record(session, e, ctx, metrics, self.access_log);
     }
 

@@ -8,6 +8,7 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::Session as HttpSession;
 use pingora::Result;
 
+use crate::bff::Reply;
 use crate::error::GatewayError;
 
 use super::context::RequestCtx;
@@ -20,8 +21,22 @@ pub async fn send(
     content_type: &str,
     body: Bytes,
 ) -> Result<()> {
-    let mut resp = ResponseHeader::build(status, Some(6))?;
-    resp.insert_header("Content-Type", content_type)?;
+    let resp = ResponseHeader::build(status, Some(6))?;
+    send_with(session, ctx, resp, content_type, body).await
+}
+
+/// Like [`send`], on a response head that already carries its own headers (`Set-Cookie`,
+/// `Location`).
+async fn send_with(
+    session: &mut HttpSession,
+    ctx: &RequestCtx,
+    mut resp: ResponseHeader,
+    content_type: &str,
+    body: Bytes,
+) -> Result<()> {
+    if !content_type.is_empty() {
+        resp.insert_header("Content-Type", content_type)?;
+    }
     resp.insert_header("Content-Length", body.len())?;
     resp.insert_header("Cache-Control", "no-store")?;
     resp.insert_header("X-Content-Type-Options", "nosniff")?;
@@ -37,6 +52,43 @@ pub async fn send(
         session.write_response_body(Some(body), true).await?;
     }
     Ok(())
+}
+
+/// Writes what a BFF endpoint answered.
+pub async fn reply(session: &mut HttpSession, ctx: &RequestCtx, reply: Reply) -> Result<()> {
+    match reply {
+        Reply::Redirect { location, cookies } => {
+            let mut resp = ResponseHeader::build(302, Some(8))?;
+            resp.insert_header("Location", location)?;
+            for c in cookies {
+                resp.append_header("Set-Cookie", c)?;
+            }
+            send_with(session, ctx, resp, "", Bytes::new()).await
+        }
+        Reply::Json { body } => {
+            let resp = ResponseHeader::build(200, Some(6))?;
+            send_with(session, ctx, resp, "application/json", body).await
+        }
+        Reply::Error { error, cookies } => {
+            let mut resp = ResponseHeader::build(error.status(), Some(8))?;
+            for c in cookies {
+                resp.append_header("Set-Cookie", c)?;
+            }
+            let (content_type, body) = render(session, ctx, &error);
+            send_with(session, ctx, resp, content_type, body).await
+        }
+    }
+}
+
+fn render(session: &HttpSession, ctx: &RequestCtx, err: &GatewayError) -> (&'static str, Bytes) {
+    if wants_html(session) {
+        ("text/html; charset=utf-8", html_page(err, &ctx.request_id))
+    } else {
+        (
+            "application/problem+json",
+            problem_json(err, &ctx.request_id),
+        )
+    }
 }
 
 /// Whether the caller is a browser navigating (show a page) rather than script (send JSON).
@@ -56,26 +108,8 @@ pub fn wants_html(session: &HttpSession) -> bool {
 
 /// Renders `err` for this caller and sends it.
 pub async fn error(session: &mut HttpSession, ctx: &RequestCtx, err: &GatewayError) -> Result<()> {
-    let status = err.status();
-    if wants_html(session) {
-        send(
-            session,
-            ctx,
-            status,
-            "text/html; charset=utf-8",
-            html_page(err, &ctx.request_id),
-        )
-        .await
-    } else {
-        send(
-            session,
-            ctx,
-            status,
-            "application/problem+json",
-            problem_json(err, &ctx.request_id),
-        )
-        .await
-    }
+    let (content_type, body) = render(session, ctx, err);
+    send(session, ctx, err.status(), content_type, body).await
 }
 
 /// RFC 9457 problem details.
@@ -95,12 +129,16 @@ fn html_page(err: &GatewayError, request_id: &str) -> Bytes {
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{status} {title}</title>\
          <meta name=\"viewport\" content=\"width=device-width\"></head>\
          <body style=\"font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem\">\
-         <h1>{title}</h1><p>{detail}</p><p><a href=\"/\">Back to the start page</a></p>\
+         <h1>{title}</h1><p>{detail}</p><p>{retry}<a href=\"/\">Back to the start page</a></p>\
          <p style=\"color:#666;font-size:small\">Request id: {rid}</p></body></html>",
         status = err.status(),
         title = escape(err.title()),
         detail = escape(&err.detail()),
         rid = escape(request_id),
+        retry = err
+            .retry_link()
+            .map(|(href, label)| format!("<a href=\"{href}\">{label}</a> · "))
+            .unwrap_or_default(),
     );
     Bytes::from(page)
 }

@@ -24,14 +24,16 @@ pub fn session_id(headers: &HeaderMap, name: &str) -> Option<SessionId> {
 
 /// The `Cookie` header to send upstream: every cookie but ours, joined into one header.
 /// `None` when nothing is left (drop the header).
-pub fn without_session(headers: &HeaderMap, name: &str) -> Option<HeaderValue> {
+pub fn without(headers: &HeaderMap, names: &[&str]) -> Option<HeaderValue> {
     let kept: Vec<&str> = headers
         .get_all(http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .map(str::trim)
-        .filter(|pair| !pair.is_empty() && pair.split_once('=').map_or(*pair, |(k, _)| k) != name)
+        .filter(|pair| {
+            !pair.is_empty() && !names.contains(&pair.split_once('=').map_or(*pair, |(k, _)| k))
+        })
         .collect();
     if kept.is_empty() {
         return None;
@@ -39,8 +41,6 @@ pub fn without_session(headers: &HeaderMap, name: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(&kept.join("; ")).ok()
 }
 
-/// Attributes shared by setting and clearing. `secure` is only ever false in an explicit local
-/// development setting (plain http), where the `__Host-` prefix cannot be used either.
 fn attributes(secure: bool) -> &'static str {
     if secure {
         "Path=/; HttpOnly; Secure; SameSite=Lax"
@@ -56,6 +56,15 @@ pub fn set(name: &str, id: &SessionId, secure: bool) -> String {
 }
 
 /// `Set-Cookie` that removes the cookie.
+/// A cookie that expires on its own after `max_age_secs` (the login binding).
+pub fn set_with_max_age(name: &str, id: &SessionId, secure: bool, max_age_secs: u64) -> String {
+    format!(
+        "{name}={}; Max-Age={max_age_secs}; {}",
+        id.as_str(),
+        attributes(secure)
+    )
+}
+
 pub fn clear(name: &str, secure: bool) -> String {
     format!("{name}=; Max-Age=0; {}", attributes(secure))
 }
@@ -101,12 +110,13 @@ mod tests {
     fn upstreams_get_every_cookie_but_the_session() {
         let id = SessionId::generate();
         let h = headers(&[&format!("theme=dark; {NAME}={}", id.as_str()), "lang=en"]);
-        assert_eq!(without_session(&h, NAME).unwrap(), "theme=dark; lang=en");
+        assert_eq!(without(&h, &[NAME]).unwrap(), "theme=dark; lang=en");
+        assert_eq!(without(&h, &[NAME, "lang"]).unwrap(), "theme=dark");
         assert_eq!(
-            without_session(&headers(&[&format!("{NAME}={}", id.as_str())]), NAME),
+            without(&headers(&[&format!("{NAME}={}", id.as_str())]), &[NAME]),
             None
         );
-        assert_eq!(without_session(&HeaderMap::new(), NAME), None);
+        assert_eq!(without(&HeaderMap::new(), &[NAME]), None);
     }
 
     #[test]

@@ -11,8 +11,10 @@ pub mod memory;
 pub mod redis;
 pub mod seal;
 pub mod service;
+pub mod sessions;
 pub mod store;
 
 pub use self::id::SessionId;
 pub use self::seal::{KeyRing, SealError};
+pub use self::sessions::{Current, SessionData, Sessions};
 pub use self::store::{Store, StoreError, StoredSession};

@@ -18,6 +18,7 @@ use fred::prelude::{
     ServerConfig, SetsInterface,
 };
 use fred::types::config::TlsConnector;
+use fred::types::{ClusterHash, CustomCommand};
 
 use super::store::{Store, StoreError, StoredSession};
 use super::SessionId;
@@ -292,6 +293,24 @@ impl Store for RedisStore {
         let json: Option<String> = self
             .pool
             .get(self.session_key(id))
+            .await
+            .map_err(unavailable)?;
+        json.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()
+    }
+
+    async fn get_and_touch(
+        &self,
+        id: &SessionId,
+        ttl: Duration,
+    ) -> Result<Option<StoredSession>, StoreError> {
+        // GETEX (Redis 6.2+, Azure Cache for Redis 6+): read and slide in one round trip.
+        let json: Option<String> = self
+            .pool
+            .custom(
+                CustomCommand::new_static("GETEX", ClusterHash::FirstKey, false),
+                vec![self.session_key(id), "PX".into(), millis(ttl).to_string()],
+            )
             .await
             .map_err(unavailable)?;
         json.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(e.to_string())))

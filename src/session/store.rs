@@ -33,6 +33,12 @@ pub struct StoredSession {
     pub sid: Option<String>,
     /// Bumped on every write that changes tokens, so a stale writer can be detected.
     pub version: u64,
+    /// Unix seconds of the login.
+    #[serde(default)]
+    pub created_at: u64,
+    /// Unix seconds of the absolute timeout: no sliding goes past it.
+    #[serde(default)]
+    pub expires_at: u64,
     /// Sealed with the key ring (tokens and claims); opaque to the store.
     #[serde(with = "b64")]
     pub sealed: Vec<u8>,
@@ -49,6 +55,20 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
 
     async fn get(&self, id: &SessionId) -> Result<Option<StoredSession>, StoreError>;
+
+    /// Reads the session and, when it exists, pushes its expiry to `ttl` from now, in one round
+    /// trip where the backend allows (the hot path of every authenticated request).
+    async fn get_and_touch(
+        &self,
+        id: &SessionId,
+        ttl: Duration,
+    ) -> Result<Option<StoredSession>, StoreError> {
+        let found = self.get(id).await?;
+        if found.is_some() {
+            self.touch(id, ttl).await?;
+        }
+        Ok(found)
+    }
 
     /// Pushes the expiry to `ttl` from now (sliding idle timeout). `false` if it is gone.
     async fn touch(&self, id: &SessionId, ttl: Duration) -> Result<bool, StoreError>;

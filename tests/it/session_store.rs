@@ -14,6 +14,8 @@ fn session(sub: &str, sid: Option<&str>) -> StoredSession {
         sub: sub.into(),
         sid: sid.map(String::from),
         version: 1,
+        created_at: 1_700_000_000,
+        expires_at: 1_700_043_200,
         sealed: vec![1, 2, 3, 0, 255],
     }
 }
@@ -96,6 +98,30 @@ async fn conformance(store: &dyn Store) {
     assert!(
         store.get(&sliding).await.unwrap().is_some(),
         "touch did not extend the session"
+    );
+
+    // Reading with a slide (the request path) extends the session too, in the same call.
+    let read_slides = SessionId::generate();
+    let record = session("erin", None);
+    store
+        .put(&read_slides, &record, Duration::from_millis(1500))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_and_touch(&read_slides, LONG).await.unwrap(),
+        Some(record)
+    );
+    assert_eq!(
+        store
+            .get_and_touch(&SessionId::generate(), LONG)
+            .await
+            .unwrap(),
+        None
+    );
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert!(
+        store.get(&read_slides).await.unwrap().is_some(),
+        "get_and_touch did not extend the session"
     );
 
     // Login states are single use: a replayed state finds nothing.

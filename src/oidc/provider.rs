@@ -1,0 +1,296 @@
+//! The gateway as an OpenID Connect client of one provider: authorization requests, the code
+//! exchange and ID token validation, built once per discovery result.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use openidconnect::core::{
+    CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreClaimName, CoreClaimType,
+    CoreClient, CoreClientAuthMethod, CoreErrorResponseType, CoreGrantType, CoreJsonWebKey,
+    CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreResponseMode,
+    CoreResponseType, CoreSubjectIdentifierType, CoreTokenResponse,
+};
+use openidconnect::{
+    AdditionalProviderMetadata, AuthType, AuthorizationCode, ClaimsVerificationError, ClientId,
+    ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadata, RedirectUrl,
+    RequestTokenError, Scope, SignatureVerificationError, TokenResponse,
+};
+use serde::{Deserialize, Serialize};
+
+use super::assertion::ClientAssertion;
+use crate::config::ClientAuth;
+
+/// Discovery fields beyond OIDC Discovery 1.0 that logout needs.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct LogoutMetadata {
+    /// RP-Initiated Logout 1.0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_session_endpoint: Option<String>,
+    /// RFC 7009 token revocation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
+}
+impl AdditionalProviderMetadata for LogoutMetadata {}
+
+pub type Metadata = ProviderMetadata<
+    LogoutMetadata,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
+
+type OidcClient = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// The gateway's registration at the IdP, from `[oidc]` and `server.public_origin`.
+pub struct ClientSettings {
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    pub auth: ClientAuth,
+    pub assertion: Option<Arc<ClientAssertion>>,
+    pub redirect_uri: String,
+    pub scopes: Vec<String>,
+    pub authorize_params: Vec<(String, String)>,
+}
+
+/// What the browser is sent to, and what must be kept to finish the login.
+pub struct AuthorizationRequest {
+    pub url: String,
+    pub state: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+}
+
+/// Tokens of a completed login, with the ID token's claims (signature and `nonce` checked).
+pub struct LoginTokens {
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    pub id_token: String,
+    /// Unix seconds; `None` when the IdP did not say (`expires_in` is optional).
+    pub access_expires_at: Option<u64>,
+    pub claims: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Why the token endpoint did not give us tokens.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The IdP answered with an OAuth error (RFC 6749 §5.2): the grant is bad, not the network.
+    #[error("the identity provider refused: {code}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Rejected {
+        code: String,
+        description: Option<String>,
+    },
+    /// Network failure, timeout, 5xx or an unreadable answer: worth retrying later.
+    #[error("the identity provider could not be reached: {0}")]
+    Unavailable(String),
+}
+
+impl TokenError {
+    /// The errors after which the refresh token (or code) will never work again.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, TokenError::Rejected { code, .. } if matches!(
+            code.as_str(),
+            "invalid_grant" | "invalid_client" | "unauthorized_client" | "unsupported_grant_type" | "invalid_scope"
+        ))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdTokenError {
+    #[error("the token response has no ID token")]
+    Missing,
+    /// Signed with a key that is not in our copy of the JWKS: reload the keys and try again.
+    #[error("the ID token is signed with an unknown key")]
+    UnknownKey,
+    #[error("the ID token is invalid: {0}")]
+    Invalid(String),
+}
+
+pub struct Provider {
+    pub metadata: Metadata,
+    client: OidcClient,
+    settings: Arc<ClientSettings>,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Provider {
+    pub fn new(metadata: Metadata, settings: Arc<ClientSettings>) -> Result<Provider, String> {
+        let redirect = RedirectUrl::new(settings.redirect_uri.clone())
+            .map_err(|e| format!("redirect URI {:?}: {e}", settings.redirect_uri))?;
+        let secret = settings.client_secret.clone().map(ClientSecret::new);
+        let client = CoreClient::from_provider_metadata(
+            metadata.clone(),
+            ClientId::new(settings.client_id.clone()),
+            secret,
+        )
+        .set_redirect_uri(redirect)
+        .set_auth_type(match settings.auth {
+            ClientAuth::ClientSecretPost => AuthType::RequestBody,
+            _ => AuthType::BasicAuth,
+        });
+        Ok(Provider {
+            metadata,
+            client,
+            settings,
+        })
+    }
+
+    pub fn issuer(&self) -> &str {
+        self.metadata.issuer().as_str()
+    }
+
+    pub fn token_endpoint(&self) -> Option<&str> {
+        self.metadata.token_endpoint().map(|u| u.as_str())
+    }
+
+    /// A fresh authorization request: code flow, PKCE S256, random `state` and `nonce`.
+    pub fn authorize(&self, prompt: Option<&str>) -> AuthorizationRequest {
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = self
+            .client
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .set_pkce_challenge(challenge);
+        for scope in self.settings.scopes.iter().filter(|s| *s != "openid") {
+            request = request.add_scope(Scope::new(scope.clone()));
+        }
+        for (name, value) in &self.settings.authorize_params {
+            request = request.add_extra_param(name.as_str(), value.as_str());
+        }
+        match prompt {
+            Some("none") => request = request.add_prompt(CoreAuthPrompt::None),
+            Some("login") => request = request.add_prompt(CoreAuthPrompt::Login),
+            Some("consent") => request = request.add_prompt(CoreAuthPrompt::Consent),
+            Some("select_account") => request = request.add_prompt(CoreAuthPrompt::SelectAccount),
+            Some(other) => {
+                request = request.add_prompt(CoreAuthPrompt::Extension(other.to_string()))
+            }
+            None => {}
+        }
+        let (url, state, nonce) = request.url();
+        AuthorizationRequest {
+            url: url.to_string(),
+            state: state.secret().clone(),
+            nonce: nonce.secret().clone(),
+            pkce_verifier: verifier.secret().clone(),
+        }
+    }
+
+    /// Exchanges an authorization code (with its PKCE verifier) at the token endpoint.
+    pub async fn exchange_code(
+        &self,
+        http: &openidconnect::reqwest::Client,
+        code: &str,
+        pkce_verifier: &str,
+    ) -> Result<CoreTokenResponse, TokenError> {
+        let mut request = self
+            .client
+            .exchange_code(AuthorizationCode::new(code.to_string()))
+            .map_err(|e| TokenError::Unavailable(e.to_string()))?
+            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_string()));
+        let assertion = self.client_assertion()?;
+        if let Some(assertion) = &assertion {
+            request = request
+                .add_extra_param("client_assertion_type", super::assertion::ASSERTION_TYPE)
+                .add_extra_param("client_assertion", assertion.as_str());
+        }
+        request.request_async(http).await.map_err(classify)
+    }
+
+    fn client_assertion(&self) -> Result<Option<String>, TokenError> {
+        let (Some(signer), Some(audience)) = (&self.settings.assertion, self.token_endpoint())
+        else {
+            return Ok(None);
+        };
+        signer
+            .sign(audience)
+            .map(Some)
+            .map_err(TokenError::Unavailable)
+    }
+
+    /// Checks the ID token of a code exchange (signature with the IdP's keys, `iss`, `aud`,
+    /// `azp`, `exp`, `nonce`) and collects the tokens.
+    pub fn login_tokens(
+        &self,
+        response: &CoreTokenResponse,
+        nonce: &str,
+    ) -> Result<LoginTokens, IdTokenError> {
+        let id_token = response.id_token().ok_or(IdTokenError::Missing)?;
+        let verifier = self.client.id_token_verifier();
+        let nonce = Nonce::new(nonce.to_string());
+        id_token.claims(&verifier, &nonce).map_err(|e| match e {
+            ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey,
+            ) => IdTokenError::UnknownKey,
+            other => IdTokenError::Invalid(other.to_string()),
+        })?;
+        let raw = id_token.to_string();
+        // The signature is verified: the payload can be read as-is, keeping the claims the
+        // typed view drops (custom claims such as roles, `sid`).
+        let claims = raw
+            .split('.')
+            .nth(1)
+            .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
+            .and_then(|json| serde_json::from_slice(&json).ok())
+            .ok_or_else(|| IdTokenError::Invalid("unreadable claims".into()))?;
+        Ok(LoginTokens {
+            access_token: response.access_token().secret().clone(),
+            refresh_token: response.refresh_token().map(|t| t.secret().clone()),
+            id_token: raw,
+            access_expires_at: response.expires_in().map(|d| now() + d.as_secs()),
+            claims,
+        })
+    }
+}
+
+fn classify<E: std::error::Error>(
+    e: RequestTokenError<E, openidconnect::StandardErrorResponse<CoreErrorResponseType>>,
+) -> TokenError {
+    match e {
+        RequestTokenError::ServerResponse(r) => TokenError::Rejected {
+            code: r.error().as_ref().to_string(),
+            description: r.error_description().cloned(),
+        },
+        RequestTokenError::Request(e) => TokenError::Unavailable(chain(&e)),
+        RequestTokenError::Parse(e, _) => {
+            TokenError::Unavailable(format!("unreadable token response: {e}"))
+        }
+        RequestTokenError::Other(s) => TokenError::Unavailable(s),
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
