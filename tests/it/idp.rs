@@ -1,15 +1,15 @@
 //! The test OP itself: proves the configuration later login tests rely on (PKCE, JWT access
 //! tokens for the API, `sid` in ID tokens, rotating refresh tokens with reuse detection).
 
-use std::collections::HashMap;
 use std::process::Command;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::Value;
 
-use crate::harness::client;
 use crate::harness::idp::{Idp, CLIENT_ID, CLIENT_SECRET};
+use crate::harness::user_agent::query;
+use crate::harness::{client, UserAgent};
 
 const REDIRECT: &str = "http://127.0.0.1:9/signin-oidc";
 
@@ -33,104 +33,14 @@ fn jwt_claims(jwt: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
-/// A minimal cookie jar for the OP's own cookies.
-#[derive(Default)]
-struct Jar(HashMap<String, String>);
-
-impl Jar {
-    fn take(&mut self, resp: &reqwest::Response) {
-        for c in resp.headers().get_all("set-cookie") {
-            let pair = c.to_str().unwrap().split(';').next().unwrap();
-            if let Some((k, v)) = pair.split_once('=') {
-                self.0.insert(k.to_string(), v.to_string());
-            }
-        }
-    }
-    fn header(&self) -> String {
-        self.0
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-}
-
-fn absolute(issuer: &str, location: &str) -> String {
-    if location.starts_with("http") {
-        location.to_string()
-    } else {
-        format!("{issuer}{location}")
-    }
-}
-
 /// Logs `user` in through the dev interaction pages and returns the `code` and `state`.
-async fn authorize(idp: &Idp, authorize_url: String, user: &str) -> (String, String) {
-    let http = client();
-    let mut jar = Jar::default();
-    let mut next = authorize_url;
-    let mut form: Option<(String, Vec<(&str, String)>)> = None;
-    for _ in 0..12 {
-        let resp = match form.take() {
-            Some((action, fields)) => http
-                .post(absolute(&idp.issuer, &action))
-                .header("cookie", jar.header())
-                .form(&fields)
-                .send()
-                .await
-                .unwrap(),
-            None => http
-                .get(&next)
-                .header("cookie", jar.header())
-                .send()
-                .await
-                .unwrap(),
-        };
-        jar.take(&resp);
-        if resp.status().is_redirection() {
-            let location = resp.headers()["location"].to_str().unwrap().to_string();
-            if let Some(query) = location.strip_prefix(&format!("{REDIRECT}?")) {
-                let params: HashMap<String, String> = url_params(query);
-                assert!(!params.contains_key("error"), "OP refused: {params:?}");
-                return (params["code"].clone(), params["state"].clone());
-            }
-            next = absolute(&idp.issuer, &location);
-            continue;
-        }
-        let page = resp.text().await.unwrap();
-        let action = page
-            .split("action=\"")
-            .nth(1)
-            .and_then(|s| s.split('"').next())
-            .unwrap_or_else(|| panic!("no form on the OP page: {page}"))
-            .to_string();
-        // The dev interaction pages post back to the interaction with the prompt they answer.
-        let fields = if page.contains("name=\"login\"") {
-            vec![
-                ("prompt", "login".to_string()),
-                ("login", user.to_string()),
-                ("password", "any".to_string()),
-            ]
-        } else {
-            vec![("prompt", "consent".to_string())]
-        };
-        form = Some((action, fields));
-    }
-    panic!("the login did not finish");
-}
-
-fn url_params(query: &str) -> HashMap<String, String> {
-    query
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| {
-            (
-                k.to_string(),
-                v.replace("%2B", "+")
-                    .replace("%2F", "/")
-                    .replace("%3D", "="),
-            )
-        })
-        .collect()
+async fn authorize(authorize_url: String, user: &str) -> (String, String) {
+    let page = UserAgent::new()
+        .navigate(&authorize_url, user, |l| l.starts_with(REDIRECT))
+        .await;
+    let params = query(page.location().expect("redirected back to the client"));
+    assert!(!params.contains_key("error"), "OP refused: {params:?}");
+    (params["code"].clone(), params["state"].clone())
 }
 
 async fn token(idp: &Idp, endpoint: &str, form: &[(&str, &str)]) -> (u16, Value) {
@@ -170,7 +80,7 @@ async fn the_test_op_runs_pkce_logins_with_jwt_access_tokens_and_rotating_refres
         discovery["authorization_endpoint"].as_str().unwrap(),
         s256(verifier)
     );
-    let (code, state) = authorize(&idp, authorize_url, "alice").await;
+    let (code, state) = authorize(authorize_url, "alice").await;
     assert_eq!(state, "s1");
 
     // Without the verifier the code is refused: PKCE is enforced for this confidential client.
@@ -187,7 +97,6 @@ async fn the_test_op_runs_pkce_logins_with_jwt_access_tokens_and_rotating_refres
     assert_eq!(status, 400, "{body}");
 
     let (code, _) = authorize(
-        &idp,
         format!(
             "{}?response_type=code&client_id={CLIENT_ID}&redirect_uri={REDIRECT}&scope=openid%20profile%20email%20offline_access\
              &state=s2&nonce=n2&code_challenge={}&code_challenge_method=S256",
@@ -258,6 +167,7 @@ async fn gateway_is_not_ready_until_oidc_discovery_succeeds() {
     let spa = Upstream::start("spa").await;
     let op_port = free_port();
     let gw = GatewayConfig::new()
+        .server("public_origin = \"https://app.example.test\"")
         .toml(&format!(
             "[oidc]\nissuer = \"http://127.0.0.1:{op_port}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\""
         ))

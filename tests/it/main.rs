@@ -13,6 +13,7 @@ mod failures;
 mod forwarding;
 mod helm;
 mod idp;
+mod login;
 mod routing;
 mod session_store;
 mod shutdown;

@@ -17,6 +17,7 @@ pub struct GatewayConfig {
     body: String,
     server_extra: String,
     env: BTreeMap<String, String>,
+    port: Option<u16>,
 }
 
 impl GatewayConfig {
@@ -56,6 +57,12 @@ impl GatewayConfig {
         self
     }
 
+    /// Listen on this port (e.g. one already registered as a redirect URI at the test OP).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.insert(key.into(), value.into());
         self
@@ -75,7 +82,7 @@ pub struct Gateway {
 
 impl Gateway {
     async fn start(cfg: GatewayConfig) -> Gateway {
-        let port = free_port();
+        let port = cfg.port.unwrap_or_else(free_port);
         let admin_port = free_port();
         let dir = scratch_dir();
         let config_path = dir.join("portcullis.toml");

@@ -2,12 +2,15 @@
 
 pub mod gateway;
 pub mod idp;
+pub mod login;
 pub mod redis;
 pub mod tls;
 pub mod upstream;
+pub mod user_agent;
 
 pub use gateway::{Gateway, GatewayConfig};
 pub use upstream::Upstream;
+pub use user_agent::UserAgent;
 
 use std::time::Duration;
 

@@ -1,0 +1,104 @@
+//! A complete login setup: the test OP, and a gateway registered there as its client, in front
+//! of an SPA and an API upstream.
+
+use std::time::Duration;
+
+use super::idp::{Idp, CLIENT_ID, CLIENT_SECRET};
+use super::user_agent::{Page, UserAgent};
+use super::{client, eventually, free_port, Gateway, GatewayConfig, Upstream};
+
+pub struct Stack {
+    pub idp: Idp,
+    pub gw: Gateway,
+    pub spa: Upstream,
+    pub api: Upstream,
+}
+
+/// The gateway's config for the OP at `issuer`, serving on `port`.
+pub fn gateway_config(port: u16, issuer: &str, spa: &Upstream, api: &Upstream) -> GatewayConfig {
+    GatewayConfig::new()
+        .port(port)
+        .server(&format!("public_origin = \"http://127.0.0.1:{port}\""))
+        .toml(&format!(
+            "[oidc]\nissuer = \"{issuer}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\n\
+             authorize_params = {{ audience = \"urn:test:audience\" }}\ndiscovery_refresh = \"10m\"\n"
+        ))
+        .cluster("spa", &[spa.url()], "")
+        .cluster("api", &[api.url()], "")
+        .route("/api/", "api", "anti_forgery = true")
+        .route("/", "spa", "")
+}
+
+/// Starts OP, upstreams and a gateway with `extra` TOML (store, timeouts), ready to log in.
+pub async fn start(extra: &str) -> Stack {
+    start_with(extra, &[]).await
+}
+
+/// Like [`start`], with `PORTCULLIS__*` variables (for keys of `[oidc]`, which is generated).
+pub async fn start_with(extra: &str, env: &[(&str, &str)]) -> Stack {
+    let port = free_port();
+    let idp = start_idp(&[port]);
+    let spa = Upstream::start("spa").await;
+    let api = Upstream::start("api").await;
+    let mut cfg = gateway_config(port, &idp.issuer, &spa, &api).toml(extra);
+    for (k, v) in env {
+        cfg = cfg.env(k, v);
+    }
+    let gw = cfg.start().await;
+    wait_ready(&gw).await;
+    Stack { idp, gw, spa, api }
+}
+
+/// The test OP, with the gateway's redirect URIs on these ports (and back-channel logout
+/// registered, which is what makes it put `sid` in ID tokens).
+pub fn start_idp(ports: &[u16]) -> Idp {
+    let redirects: Vec<String> = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}/signin-oidc"))
+        .collect();
+    let backchannel = format!("http://127.0.0.1:{}/bff/backchannel", ports[0]);
+    Idp::start(&redirects, &[("OP_BACKCHANNEL_URI", &backchannel)])
+}
+
+/// Waits for `/readyz`: discovery done and the session store connected.
+pub async fn wait_ready(gw: &Gateway) {
+    eventually(
+        "the gateway to be ready",
+        Duration::from_secs(30),
+        || async {
+            let r = client().get(gw.admin_url("/readyz")).send().await.ok()?;
+            (r.status() == 200).then_some(())
+        },
+    )
+    .await;
+}
+
+/// Logs `user` in through `/bff/login?returnUrl=...` and returns the callback's answer (the
+/// redirect back into the app, with the session cookie).
+pub async fn login(ua: &mut UserAgent, gw: &Gateway, return_url: &str, user: &str) -> Page {
+    let start = gw.url(&format!(
+        "/bff/login?returnUrl={}",
+        form_urlencoded_component(return_url)
+    ));
+    let origin = gw.url("");
+    ua.navigate(&start, user, |next| {
+        next.starts_with(&origin) && !next.contains("/signin-oidc") && !next.contains("/bff/login")
+    })
+    .await
+}
+
+pub fn form_urlencoded_component(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `GET /bff/user` as the SPA calls it.
+pub async fn user(ua: &mut UserAgent, gw: &Gateway) -> Page {
+    ua.get(&gw.url("/bff/user"), &[("x-csrf", "1")]).await
+}

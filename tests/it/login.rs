@@ -1,0 +1,351 @@
+//! The login flow through the gateway against the real test OP: `/bff/login` -> OP login and
+//! consent -> `/signin-oidc` -> session cookie -> `/bff/user`, and every way it must refuse.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::login::{self, form_urlencoded_component};
+use crate::harness::user_agent::{absolute, query};
+use crate::harness::{client, UserAgent};
+
+const COOKIE: &str = "__Host-portcullis";
+
+fn claim<'a>(claims: &'a Value, name: &str) -> Option<&'a Value> {
+    claims
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == name)
+        .map(|c| &c["value"])
+}
+
+#[tokio::test]
+async fn a_user_logs_in_and_the_spa_sees_their_claims_but_never_a_token() {
+    let stack = login::start("").await;
+    let (gw, spa) = (&stack.gw, &stack.spa);
+    let mut ua = UserAgent::new();
+
+    // Anonymous: the SPA learns it must log in (401, JSON, never a redirect).
+    let anonymous = login::user(&mut ua, gw).await;
+    assert_eq!(anonymous.status, 401, "{}", anonymous.body);
+    assert_eq!(
+        anonymous.headers["content-type"],
+        "application/problem+json"
+    );
+
+    // The authorization request: code flow, PKCE S256, state, nonce, scopes, extra params.
+    let start = ua
+        .get(&gw.url("/bff/login?returnUrl=/orders/7%3Ftab%3Dopen"), &[])
+        .await;
+    assert_eq!(start.status, 302);
+    let authorize = query(start.location().unwrap());
+    assert_eq!(authorize["response_type"], "code");
+    assert_eq!(authorize["code_challenge_method"], "S256");
+    assert_eq!(authorize["client_id"], "portcullis");
+    assert_eq!(
+        authorize["redirect_uri"],
+        format!("http://127.0.0.1:{}/signin-oidc", gw.port)
+    );
+    assert_eq!(authorize["audience"], "urn:test:audience");
+    for scope in ["openid", "profile", "email", "offline_access"] {
+        assert!(
+            authorize["scope"].split(' ').any(|s| s == scope),
+            "{authorize:?}"
+        );
+    }
+    assert!(authorize["state"].len() >= 22 && authorize["nonce"].len() >= 22);
+    assert!(authorize["code_challenge"].len() >= 43);
+    assert!(
+        !start.location().unwrap().contains("code_verifier"),
+        "the PKCE verifier must stay server-side"
+    );
+
+    // The full login lands back on the returnUrl with a fresh session cookie.
+    let back = login::login(&mut ua, gw, "/orders/7?tab=open", "alice").await;
+    assert_eq!(back.status, 302, "{}", back.body);
+    assert_eq!(back.location(), Some("/orders/7?tab=open"));
+    let set = back
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with(&format!("{COOKIE}=")))
+        .expect("a session cookie");
+    assert!(
+        set.ends_with("; Path=/; HttpOnly; Secure; SameSite=Lax"),
+        "{set}"
+    );
+    assert!(!set.contains("Domain"), "{set}");
+    let session_id = ua.cookie(COOKIE).unwrap().to_string();
+    assert_eq!(session_id.len(), 43, "256-bit opaque id");
+
+    // /bff/user: the ID token's user claims, the logout URL with `sid`, the remaining time.
+    let me = login::user(&mut ua, gw).await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(me.headers["cache-control"], "no-store");
+    let claims: Value = serde_json::from_str(&me.body).unwrap();
+    assert_eq!(claim(&claims, "sub"), Some(&"alice".into()));
+    assert_eq!(claim(&claims, "email"), Some(&"alice@example.test".into()));
+    assert_eq!(claim(&claims, "name"), Some(&"Test alice".into()));
+    let sid = claim(&claims, "sid").and_then(Value::as_str).expect("sid");
+    assert_eq!(
+        claim(&claims, "bff:logout_url"),
+        Some(&format!("/bff/logout?sid={sid}").into())
+    );
+    let expires_in = claim(&claims, "bff:session_expires_in")
+        .and_then(Value::as_u64)
+        .unwrap();
+    assert!(
+        (1..=20 * 60).contains(&expires_in),
+        "idle timeout is 20m: {expires_in}"
+    );
+    for protocol_claim in ["nonce", "at_hash", "aud", "exp", "iat"] {
+        assert_eq!(claim(&claims, protocol_claim), None, "{protocol_claim}");
+    }
+    assert!(
+        !me.body.contains("eyJ"),
+        "a token reached the browser: {}",
+        me.body
+    );
+    // Without the anti-forgery header, /bff/user is refused like any API call.
+    let forged = ua.get(&gw.url("/bff/user"), &[]).await;
+    assert_eq!(forged.status, 401);
+
+    // Upstreams never see the gateway's cookies; the SPA's own cookies pass.
+    ua.jar.insert("theme".into(), "dark".into());
+    let page = ua.get(&gw.url("/orders/7"), &[]).await;
+    let echoed: Value = serde_json::from_str(&page.body).unwrap();
+    assert_eq!(echoed["name"], "spa");
+    let cookie = echoed["headers"]["cookie"][0].as_str().unwrap();
+    assert!(cookie.ends_with("theme=dark"), "upstream saw: {cookie}");
+    assert!(!cookie.contains(COOKIE), "upstream saw: {cookie}");
+    assert!(!cookie.contains(&session_id), "upstream saw: {cookie}");
+    assert!(spa.hits() >= 1);
+
+    // Nothing secret reached the log: no session id, no code, no client secret.
+    let log = gw.log();
+    assert!(!log.contains(&session_id), "the session id was logged");
+    assert!(!log.contains("code="), "an authorization code was logged");
+    assert!(!log.contains(crate::harness::idp::CLIENT_SECRET));
+    assert!(log.contains("login completed"));
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains("route=\"bff:callback\""),
+        "endpoint requests are counted under their own route label"
+    );
+}
+
+#[tokio::test]
+async fn login_refuses_open_redirects_and_bad_parameters() {
+    let stack = login::start("").await;
+    let gw = &stack.gw;
+    let mut ua = UserAgent::new();
+    for evil in [
+        "https://evil.example/",
+        "//evil.example",
+        "/\\evil.example",
+        "/%2F%2Fevil.example",
+        "%2F%2Fevil.example",
+    ] {
+        let url = gw.url(&format!(
+            "/bff/login?returnUrl={}",
+            form_urlencoded_component(evil)
+        ));
+        let page = ua.get(&url, &[("accept", "text/html")]).await;
+        assert_eq!(page.status, 400, "{evil} was accepted");
+        assert!(page.headers.get("location").is_none());
+        assert!(
+            page.body.contains("returnUrl"),
+            "the page says what is wrong: {}",
+            page.body
+        );
+    }
+    let bad_prompt = ua.get(&gw.url("/bff/login?prompt=everything"), &[]).await;
+    assert_eq!(bad_prompt.status, 400);
+    assert!(bad_prompt.body.contains("prompt"), "{}", bad_prompt.body);
+
+    let post = client().post(gw.url("/bff/login")).send().await.unwrap();
+    assert_eq!(post.status(), 405);
+
+    // prompt passes through to the IdP.
+    let with_prompt = ua.get(&gw.url("/bff/login?prompt=login"), &[]).await;
+    assert_eq!(query(with_prompt.location().unwrap())["prompt"], "login");
+}
+
+#[tokio::test]
+async fn callbacks_are_single_use_and_bound_to_the_browser_that_started_them() {
+    let stack = login::start("").await;
+    let gw = &stack.gw;
+    let origin = gw.url("");
+    let at_callback = |next: &str| next.starts_with(&origin) && next.contains("/signin-oidc");
+
+    // Stop at the callback: it carries a valid code and state for browser A.
+    let mut a = UserAgent::new();
+    let to_callback = a
+        .navigate(&gw.url("/bff/login?returnUrl=/a"), "alice", at_callback)
+        .await;
+    let callback = absolute(&to_callback.url, to_callback.location().unwrap());
+
+    // Browser B (the victim of a login CSRF, or an attacker with a stolen link) is refused,
+    // and the attempt burns the state.
+    let mut b = UserAgent::new();
+    let stolen = b.get(&callback, &[("accept", "text/html")]).await;
+    assert_eq!(stolen.status, 400, "{}", stolen.body);
+    assert!(stolen.body.contains("another browser"), "{}", stolen.body);
+    assert!(
+        stolen.body.contains("href=\"/bff/login\""),
+        "offers a retry"
+    );
+    assert!(b.cookie(COOKIE).is_none());
+    let after_theft = a.get(&callback, &[]).await;
+    assert_eq!(after_theft.status, 400);
+
+    // A normal login works once; replaying its callback is refused.
+    let to_callback = a
+        .navigate(&gw.url("/bff/login?returnUrl=/b"), "alice", at_callback)
+        .await;
+    let callback = absolute(&to_callback.url, to_callback.location().unwrap());
+    let done = a.get(&callback, &[]).await;
+    assert_eq!(done.status, 302, "{}", done.body);
+    assert_eq!(done.location(), Some("/b"));
+    let replay = a.get(&callback, &[("accept", "text/html")]).await;
+    assert_eq!(replay.status, 400);
+    assert!(replay.body.contains("expired or was already used"));
+
+    // Forged and missing state.
+    let forged = a
+        .get(
+            &gw.url("/signin-oidc?code=abc&state=AAAAAAAAAAAAAAAAAAAAAA"),
+            &[],
+        )
+        .await;
+    assert_eq!(forged.status, 400);
+    assert_eq!(forged.headers["content-type"], "application/problem+json");
+    let missing = a.get(&gw.url("/signin-oidc?code=abc"), &[]).await;
+    assert_eq!(missing.status, 400);
+    let junk = a
+        .get(&gw.url("/signin-oidc?code=abc&state=%7B%7D%3As%3A*"), &[])
+        .await;
+    assert_eq!(junk.status, 400);
+
+    // Two tabs logging in at once both succeed (state is per login, not per browser).
+    let first = a
+        .navigate(&gw.url("/bff/login?returnUrl=/tab1"), "alice", at_callback)
+        .await;
+    let second = a
+        .navigate(&gw.url("/bff/login?returnUrl=/tab2"), "alice", at_callback)
+        .await;
+    for (page, expected) in [(second, "/tab2"), (first, "/tab1")] {
+        let done = a
+            .get(&absolute(&page.url, page.location().unwrap()), &[])
+            .await;
+        assert_eq!(done.location(), Some(expected), "{}", done.body);
+    }
+}
+
+#[tokio::test]
+async fn logins_and_sessions_expire() {
+    let stack = login::start_with(
+        "[session]\nidle_timeout = \"2s\"\nabsolute_timeout = \"5s\"\n",
+        &[("PORTCULLIS__OIDC__LOGIN_TIMEOUT", "1s")],
+    )
+    .await;
+    let gw = &stack.gw;
+    let origin = gw.url("");
+    let mut ua = UserAgent::new();
+
+    // A login left at the IdP longer than login_timeout cannot be finished.
+    let to_callback = ua
+        .navigate(&gw.url("/bff/login"), "carol", |next| {
+            next.starts_with(&origin) && next.contains("/signin-oidc")
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let late = ua
+        .get(
+            &absolute(&to_callback.url, to_callback.location().unwrap()),
+            &[],
+        )
+        .await;
+    assert_eq!(late.status, 400, "{}", late.body);
+
+    // Idle timeout: unused for longer than 2s, the session is gone.
+    assert_eq!(login::login(&mut ua, gw, "/", "carol").await.status, 302);
+    assert_eq!(login::user(&mut ua, gw).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    assert_eq!(login::user(&mut ua, gw).await.status, 401);
+
+    // Sliding keeps an active session alive, but never past the absolute timeout (5s).
+    assert_eq!(login::login(&mut ua, gw, "/", "carol").await.status, 302);
+    let mut alive_after_idle_window = false;
+    for i in 0..14 {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let status = login::user(&mut ua, gw).await.status;
+        if status == 401 {
+            break;
+        }
+        alive_after_idle_window |= i >= 3;
+    }
+    assert!(
+        alive_after_idle_window,
+        "sliding did not extend the idle timeout"
+    );
+    assert_eq!(
+        login::user(&mut ua, gw).await.status,
+        401,
+        "the absolute timeout did not end the session"
+    );
+}
+
+#[tokio::test]
+async fn idp_errors_and_dead_sessions_get_clear_answers() {
+    let stack = login::start("").await;
+    let gw = &stack.gw;
+    let origin = gw.url("");
+
+    // prompt=none without a session at the OP: it answers error=login_required.
+    let mut ua = UserAgent::new();
+    let page = ua
+        .navigate(&gw.url("/bff/login?prompt=none"), "nobody", |next| {
+            next.starts_with(&origin)
+                && !next.contains("/signin-oidc")
+                && !next.contains("/bff/login")
+        })
+        .await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(page.body.contains("login_required"), "{}", page.body);
+    assert!(ua.cookie(COOKIE).is_none());
+
+    // A tampered cookie and an unknown (well-formed) one are anonymous, and get cleared.
+    let back = login::login(&mut ua, gw, "/", "bob").await;
+    assert_eq!(back.status, 302);
+    let id = ua.cookie(COOKIE).unwrap().to_string();
+    let mut tampered = id.clone().into_bytes();
+    tampered[10] = if tampered[10] == b'A' { b'B' } else { b'A' };
+    for value in [
+        String::from_utf8(tampered).unwrap(),
+        "x".repeat(43),
+        "short".into(),
+    ] {
+        let mut other = UserAgent::new();
+        other.jar.insert(COOKIE.into(), value.clone());
+        let me = login::user(&mut other, gw).await;
+        assert_eq!(me.status, 401, "{value}");
+    }
+    // A new login in the same browser replaces the session: the old id stops working.
+    let again = login::login(&mut ua, gw, "/", "bob").await;
+    assert_eq!(again.status, 302);
+    let new_id = ua.cookie(COOKIE).unwrap().to_string();
+    assert_ne!(new_id, id, "a login must issue a new session id");
+    let mut stale = UserAgent::new();
+    stale.jar.insert(COOKIE.into(), id);
+    let me = login::user(&mut stale, gw).await;
+    assert_eq!(me.status, 401);
+    assert!(
+        me.set_cookies()
+            .iter()
+            .any(|c| c.starts_with(&format!("{COOKIE}=;")) && c.contains("Max-Age=0")),
+        "the dead cookie is cleared: {:?}",
+        me.set_cookies()
+    );
+    assert_eq!(login::user(&mut ua, gw).await.status, 200);
+}
