@@ -6,8 +6,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::harness::login::{self, form_urlencoded_component};
+use crate::harness::redis::{RedisCluster, RedisServer};
 use crate::harness::user_agent::{absolute, query};
-use crate::harness::{client, UserAgent};
+use crate::harness::{client, free_port, UserAgent};
 
 const COOKIE: &str = "__Host-portcullis";
 
@@ -348,4 +349,101 @@ async fn idp_errors_and_dead_sessions_get_clear_answers() {
         me.set_cookies()
     );
     assert_eq!(login::user(&mut ua, gw).await.status, 200);
+}
+
+const KEY: &str = "q0S8pJlY0E9o1cJc3m2m4G7mQ3cGmZq1v7bS0lJcR2U=";
+
+#[tokio::test]
+async fn replicas_sharing_a_redis_cluster_finish_each_others_logins() {
+    let cluster = RedisCluster::start();
+    let nodes = cluster
+        .seeds()
+        .iter()
+        .map(|(h, p)| format!("\"{h}:{p}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let redis = format!(
+        "[session]\nstore = \"redis\"\nencryption_keys = [\"{KEY}\"]\n[redis]\ncluster_nodes = [{nodes}]\n"
+    );
+    let stack = login::start(&redis).await;
+    let a = &stack.gw;
+    // Replica B: same public origin, same OP registration, same Redis; another process.
+    let b_port = free_port();
+    let b = login::gateway_config(b_port, a.port, &stack.idp.issuer, &stack.spa, &stack.api)
+        .toml(&redis)
+        .start()
+        .await;
+    login::wait_ready(&b).await;
+
+    // The login starts on A; the IdP's redirect back is delivered to B.
+    let mut ua = UserAgent::new();
+    let origin_a = a.url("");
+    let to_callback = ua
+        .navigate(&a.url("/bff/login?returnUrl=/from-a"), "dave", |next| {
+            next.starts_with(&origin_a) && next.contains("/signin-oidc")
+        })
+        .await;
+    let callback = absolute(&to_callback.url, to_callback.location().unwrap())
+        .replace(&format!(":{}/", a.port), &format!(":{b_port}/"));
+    assert!(callback.starts_with(&b.url("/signin-oidc")), "{callback}");
+    let done = ua.get(&callback, &[]).await;
+    assert_eq!(done.status, 302, "{}", done.body);
+    assert_eq!(done.location(), Some("/from-a"));
+
+    // Both replicas know the session.
+    for gw in [a, &b] {
+        let me = login::user(&mut ua, gw).await;
+        assert_eq!(me.status, 200, "{}", me.body);
+        let claims: Value = serde_json::from_str(&me.body).unwrap();
+        assert_eq!(claim(&claims, "sub"), Some(&"dave".into()));
+    }
+
+    // At rest, Redis holds no usable token: every value is sealed.
+    let mut dump = String::new();
+    for node in &cluster.nodes {
+        for key in node.cli(&["--scan", "--pattern", "portcullis:*"]).lines() {
+            dump.push_str(&node.cli(&["-c", "get", key]));
+            dump.push('\n');
+        }
+    }
+    assert!(dump.contains("\"sub\":\"dave\""), "the session is in Redis");
+    assert!(!dump.contains("eyJ"), "a JWT is readable in Redis: {dump}");
+    assert!(
+        !dump.contains("dave@example.test"),
+        "claims are readable in Redis"
+    );
+}
+
+#[tokio::test]
+async fn with_redis_down_login_answers_503_and_the_spa_still_serves() {
+    let mut redis = RedisServer::start();
+    let stack = login::start(&format!(
+        "[session]\nstore = \"redis\"\nencryption_keys = [\"{KEY}\"]\n\
+         [redis]\nurl = \"redis://127.0.0.1:{}\"\ncommand_timeout = \"300ms\"\n",
+        redis.port
+    ))
+    .await;
+    let gw = &stack.gw;
+    let mut ua = UserAgent::new();
+    assert_eq!(login::login(&mut ua, gw, "/", "erin").await.status, 302);
+    assert_eq!(login::user(&mut ua, gw).await.status, 200);
+
+    redis.kill();
+    let login_page = ua
+        .get(&gw.url("/bff/login"), &[("accept", "text/html")])
+        .await;
+    assert_eq!(login_page.status, 503, "{}", login_page.body);
+    assert!(
+        login_page.body.contains("session store"),
+        "{}",
+        login_page.body
+    );
+    let me = login::user(&mut ua, gw).await;
+    assert_eq!(me.status, 503, "a store outage is not a logout");
+    assert!(
+        me.set_cookies().is_empty(),
+        "the cookie must survive an outage"
+    );
+    assert_eq!(ua.get(&gw.url("/"), &[]).await.status, 200);
+    assert_eq!(stack.api.hits(), 0);
 }

@@ -14,11 +14,20 @@ pub struct Stack {
     pub api: Upstream,
 }
 
-/// The gateway's config for the OP at `issuer`, serving on `port`.
-pub fn gateway_config(port: u16, issuer: &str, spa: &Upstream, api: &Upstream) -> GatewayConfig {
+/// The gateway's config for the OP at `issuer`, serving on `port`. Replicas behind one public
+/// origin share `public_port` (the one registered at the OP).
+pub fn gateway_config(
+    port: u16,
+    public_port: u16,
+    issuer: &str,
+    spa: &Upstream,
+    api: &Upstream,
+) -> GatewayConfig {
     GatewayConfig::new()
         .port(port)
-        .server(&format!("public_origin = \"http://127.0.0.1:{port}\""))
+        .server(&format!(
+            "public_origin = \"http://127.0.0.1:{public_port}\""
+        ))
         .toml(&format!(
             "[oidc]\nissuer = \"{issuer}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\n\
              authorize_params = {{ audience = \"urn:test:audience\" }}\ndiscovery_refresh = \"10m\"\n"
@@ -40,7 +49,7 @@ pub async fn start_with(extra: &str, env: &[(&str, &str)]) -> Stack {
     let idp = start_idp(&[port]);
     let spa = Upstream::start("spa").await;
     let api = Upstream::start("api").await;
-    let mut cfg = gateway_config(port, &idp.issuer, &spa, &api).toml(extra);
+    let mut cfg = gateway_config(port, port, &idp.issuer, &spa, &api).toml(extra);
     for (k, v) in env {
         cfg = cfg.env(k, v);
     }
