@@ -63,3 +63,42 @@ async fn a_page_on_another_site_cannot_call_protected_routes() {
     assert_eq!(results["crossOrigin"]["simple"], "opaque", "{results}");
     assert_eq!(api.hits(), 1, "only the SPA's own call may reach the API");
 }
+
+#[tokio::test]
+async fn a_browser_logs_in_and_the_page_reads_the_user_but_not_the_cookie() {
+    let stack = crate::harness::login::start("").await;
+    let gw = &stack.gw;
+    let results = run_browser_script(
+        "login.mjs",
+        vec![format!("http://127.0.0.1:{}", gw.port), "frank".into()],
+    )
+    .await;
+    assert_eq!(results["landedOn"], "/app/home", "{results}");
+    assert_eq!(results["user"]["status"], 200, "{results}");
+    let claims = results["user"]["claims"].as_array().unwrap();
+    assert!(
+        claims
+            .iter()
+            .any(|c| c["type"] == "sub" && c["value"] == "frank"),
+        "{results}"
+    );
+    // The browser keeps the session cookie, as __Host-: HttpOnly, Secure, Lax, Path=/...
+    let session = results["cookies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "__Host-portcullis")
+        .unwrap_or_else(|| panic!("the browser did not store the session cookie: {results}"));
+    assert_eq!(session["httpOnly"], true);
+    assert_eq!(session["secure"], true);
+    assert_eq!(session["sameSite"], "Lax");
+    assert_eq!(session["path"], "/");
+    // ...so the page's script cannot read it.
+    assert!(
+        !results["scriptCookies"]
+            .as_str()
+            .unwrap()
+            .contains("__Host-portcullis"),
+        "{results}"
+    );
+}
