@@ -4,6 +4,8 @@
 //! GET /bff/login?returnUrl=/path     start a login (login.rs)
 //! GET /signin-oidc                   finish it: code exchange, new session (callback.rs)
 //! GET /bff/user                      who is signed in, as claims (user.rs)
+//! GET /bff/logout?sid=..&returnUrl=  end the session, then the IdP's (logout.rs)
+//! GET /signout-callback-oidc         back from the IdP's logout (logout.rs)
 //! ```
 //!
 //! Handlers are plain async functions from the request head to a [`Reply`]; the proxy writes
@@ -12,6 +14,7 @@
 mod callback;
 mod login;
 mod login_state;
+mod logout;
 pub mod return_url;
 mod user;
 
@@ -32,10 +35,18 @@ pub enum Endpoint {
     Login,
     Callback,
     User,
+    Logout,
+    SignoutCallback,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 3] = [Endpoint::Login, Endpoint::Callback, Endpoint::User];
+    pub const ALL: [Endpoint; 5] = [
+        Endpoint::Login,
+        Endpoint::Callback,
+        Endpoint::User,
+        Endpoint::Logout,
+        Endpoint::SignoutCallback,
+    ];
 
     pub fn index(self) -> usize {
         self as usize
@@ -47,6 +58,8 @@ impl Endpoint {
             Endpoint::Login => "bff:login",
             Endpoint::Callback => "bff:callback",
             Endpoint::User => "bff:user",
+            Endpoint::Logout => "bff:logout",
+            Endpoint::SignoutCallback => "bff:signout_callback",
         }
     }
 
@@ -88,6 +101,8 @@ pub struct Bff {
     pub cookie_names: [String; 2],
     idp: Option<Arc<IdentityProvider>>,
     callback_path: String,
+    post_logout_path: String,
+    post_logout_redirect_uri: String,
     login_timeout: Duration,
 }
 
@@ -97,10 +112,22 @@ impl Bff {
         sessions: Arc<Sessions>,
         idp: Option<Arc<IdentityProvider>>,
     ) -> Bff {
-        let (callback_path, login_timeout) = config.oidc.as_ref().map_or_else(
-            || ("/signin-oidc".to_string(), Duration::from_secs(600)),
-            |o| (o.callback_path.clone(), o.login_timeout),
+        let (callback_path, post_logout_path, login_timeout) = config.oidc.as_ref().map_or_else(
+            || (String::new(), String::new(), Duration::from_secs(600)),
+            |o| {
+                (
+                    o.callback_path.clone(),
+                    o.post_logout_path.clone(),
+                    o.login_timeout,
+                )
+            },
         );
+        let origin = config
+            .server
+            .public_origin
+            .as_ref()
+            .map_or("", |o| o.as_str());
+        let post_logout_redirect_uri = format!("{origin}{post_logout_path}");
         let cookie_names = [
             sessions.cookie.name.clone(),
             format!("{}-login", sessions.cookie.name),
@@ -110,6 +137,8 @@ impl Bff {
             sessions,
             idp,
             callback_path,
+            post_logout_path,
+            post_logout_redirect_uri,
             login_timeout,
         }
     }
@@ -120,7 +149,9 @@ impl Bff {
         match path {
             "/bff/login" => Some(Endpoint::Login),
             "/bff/user" => Some(Endpoint::User),
+            "/bff/logout" => Some(Endpoint::Logout),
             p if p == self.callback_path => Some(Endpoint::Callback),
+            p if p == self.post_logout_path => Some(Endpoint::SignoutCallback),
             _ => None,
         }
     }
@@ -137,6 +168,8 @@ impl Bff {
             Endpoint::Login => login::start(self, idp, &req.headers, &query).await,
             Endpoint::Callback => callback::finish(self, idp, &req.headers, &query).await,
             Endpoint::User => user::claims(self, &req.headers, &query).await,
+            Endpoint::Logout => logout::start(self, idp, &req.headers, &query).await,
+            Endpoint::SignoutCallback => logout::finish(self, &query).await,
         }
     }
 

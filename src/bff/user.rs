@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 use serde_json::{json, Value};
 
+use super::logout::logout_key;
 use super::{param, Bff, Reply};
 use crate::error::GatewayError;
 use crate::session::sessions::unix_now;
@@ -50,13 +51,10 @@ pub async fn claims(bff: &Bff, headers: &HeaderMap, query: &[(String, String)]) 
             v => out.push(json!({ "type": name, "value": v })),
         }
     }
-    let logout_url = match &current.record.sid {
-        Some(sid) => format!(
-            "/bff/logout?sid={}",
-            form_urlencoded::byte_serialize(sid.as_bytes()).collect::<String>()
-        ),
-        None => "/bff/logout".to_string(),
-    };
+    let logout_url = format!(
+        "/bff/logout?sid={}",
+        form_urlencoded::byte_serialize(logout_key(&current).as_bytes()).collect::<String>()
+    );
     out.push(json!({ "type": "bff:logout_url", "value": logout_url }));
     out.push(json!({
         "type": "bff:session_expires_in",

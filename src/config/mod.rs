@@ -285,6 +285,9 @@ pub struct OidcConfig {
     /// Where the IdP sends the browser back; registered at the IdP as
     /// `{server.public_origin}{callback_path}`.
     pub callback_path: String,
+    /// Where the IdP sends the browser back after logout; registered at the IdP as
+    /// `{server.public_origin}{post_logout_path}`.
+    pub post_logout_path: String,
     /// How long a started login may take before its state is forgotten.
     #[serde(serialize_with = "ser_duration")]
     pub login_timeout: Duration,

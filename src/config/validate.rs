@@ -343,19 +343,46 @@ fn oidc(o: &Section<'_, '_>) -> Option<OidcConfig> {
             );
         }
     }
+    let local_path = |v: &str| {
+        if v.starts_with('/') && !v.starts_with("//") && !v.contains(['?', '#', '\\']) {
+            Ok(v.to_string())
+        } else {
+            Err(format!("{v:?} is not an absolute path"))
+        }
+    };
     let callback_path = o
         .parsed(
             "callback_path",
             "write a path such as \"/signin-oidc\"",
-            |v| {
-                if v.starts_with('/') && !v.starts_with("//") && !v.contains(['?', '#', '\\']) {
-                    Ok(v.to_string())
-                } else {
-                    Err(format!("{v:?} is not an absolute path"))
-                }
-            },
+            local_path,
         )
         .unwrap_or_else(|| "/signin-oidc".into());
+    let post_logout_path = o
+        .parsed(
+            "post_logout_path",
+            "write a path such as \"/signout-callback-oidc\"",
+            local_path,
+        )
+        .unwrap_or_else(|| "/signout-callback-oidc".into());
+    for (key, path) in [
+        ("callback_path", &callback_path),
+        ("post_logout_path", &post_logout_path),
+    ] {
+        if path.starts_with("/bff/") {
+            o.issue(
+                key,
+                format!("{path:?} is under /bff/, where the gateway's own endpoints live"),
+                "use a path such as \"/signin-oidc\"",
+            );
+        }
+    }
+    if callback_path == post_logout_path {
+        o.issue(
+            "post_logout_path",
+            "is the same as callback_path",
+            "use \"/signout-callback-oidc\"",
+        );
+    }
     let login_timeout = o
         .duration("login_timeout")
         .unwrap_or(Duration::from_secs(600));
@@ -439,6 +466,7 @@ fn oidc(o: &Section<'_, '_>) -> Option<OidcConfig> {
         scopes,
         authorize_params,
         callback_path,
+        post_logout_path,
         login_timeout,
         discovery_refresh,
         http_timeout,

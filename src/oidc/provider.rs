@@ -165,6 +165,28 @@ impl Provider {
         self.metadata.token_endpoint().map(|u| u.as_str())
     }
 
+    /// RP-Initiated Logout 1.0: where to send the browser to end the IdP session, if the IdP
+    /// has an end-session endpoint.
+    pub fn end_session_url(
+        &self,
+        id_token_hint: &str,
+        post_logout_redirect_uri: &str,
+        state: &str,
+    ) -> Option<String> {
+        let endpoint = self
+            .metadata
+            .additional_metadata()
+            .end_session_endpoint
+            .as_deref()?;
+        let mut url = url::Url::parse(endpoint).ok()?;
+        url.query_pairs_mut()
+            .append_pair("id_token_hint", id_token_hint)
+            .append_pair("client_id", &self.settings.client_id)
+            .append_pair("post_logout_redirect_uri", post_logout_redirect_uri)
+            .append_pair("state", state);
+        Some(url.into())
+    }
+
     /// A fresh authorization request: code flow, PKCE S256, random `state` and `nonce`.
     pub fn authorize(&self, prompt: Option<&str>) -> AuthorizationRequest {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();

@@ -447,3 +447,78 @@ async fn with_redis_down_login_answers_503_and_the_spa_still_serves() {
     assert_eq!(ua.get(&gw.url("/"), &[]).await.status, 200);
     assert_eq!(stack.api.hits(), 0);
 }
+
+#[tokio::test]
+async fn logout_needs_the_sessions_sid_and_ends_the_session_here_and_at_the_idp() {
+    let stack = login::start("").await;
+    let gw = &stack.gw;
+    let mut ua = UserAgent::new();
+    assert_eq!(login::login(&mut ua, gw, "/", "grace").await.status, 302);
+    let claims: Value = serde_json::from_str(&login::user(&mut ua, gw).await.body).unwrap();
+    let logout_url = claim(&claims, "bff:logout_url")
+        .and_then(Value::as_str)
+        .unwrap()
+        .to_string();
+    let old_cookie = ua.cookie(COOKIE).unwrap().to_string();
+
+    // A cross-site link without (or with another) sid cannot log the user out.
+    for forged in ["/bff/logout", "/bff/logout?sid=someone-else"] {
+        let page = ua.get(&gw.url(forged), &[("accept", "text/html")]).await;
+        assert_eq!(page.status, 400, "{forged}: {}", page.body);
+        assert!(page.body.contains("sid"), "{}", page.body);
+    }
+    assert_eq!(login::user(&mut ua, gw).await.status, 200);
+    let open_redirect = ua
+        .get(
+            &gw.url(&format!("{logout_url}&returnUrl=//evil.example")),
+            &[],
+        )
+        .await;
+    assert_eq!(open_redirect.status, 400);
+
+    // The real logout: session gone, cookie expired, off to the IdP's end-session endpoint
+    // and back to the returnUrl.
+    let first_hop = ua
+        .get(&gw.url(&format!("{logout_url}&returnUrl=/bye")), &[])
+        .await;
+    assert_eq!(first_hop.status, 302);
+    let end_session = first_hop.location().unwrap().to_string();
+    assert!(end_session.starts_with(&stack.idp.issuer), "{end_session}");
+    let params = query(&end_session);
+    assert_eq!(
+        params["post_logout_redirect_uri"],
+        gw.url("/signout-callback-oidc")
+    );
+    assert!(params.contains_key("id_token_hint") && params.contains_key("state"));
+    assert!(first_hop
+        .set_cookies()
+        .iter()
+        .any(|c| c.starts_with(&format!("{COOKIE}=;")) && c.contains("Max-Age=0")));
+    let origin = gw.url("");
+    let back = ua
+        .navigate(&end_session, "grace", |next| {
+            next.starts_with(&origin) && !next.contains("/signout-callback-oidc")
+        })
+        .await;
+    assert_eq!(back.location(), Some("/bye"), "{}", back.body);
+
+    // The old cookie is dead, and the IdP session too: prompt=none now fails.
+    let mut replay = UserAgent::new();
+    replay.jar.insert(COOKIE.into(), old_cookie);
+    assert_eq!(login::user(&mut replay, gw).await.status, 401);
+    let silent = ua
+        .navigate(&gw.url("/bff/login?prompt=none"), "grace", |next| {
+            next.starts_with(&origin)
+                && !next.contains("/signin-oidc")
+                && !next.contains("/bff/login")
+        })
+        .await;
+    assert_eq!(silent.status, 400, "{}", silent.body);
+    assert!(silent.body.contains("login_required"), "{}", silent.body);
+
+    // Anonymous logout just goes to the returnUrl.
+    let anonymous = UserAgent::new()
+        .get(&gw.url("/bff/logout?returnUrl=/again"), &[])
+        .await;
+    assert_eq!(anonymous.location(), Some("/again"));
+}

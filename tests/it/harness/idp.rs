@@ -32,9 +32,14 @@ impl Idp {
             .spawn()
             .expect("start node tests/idp/op.mjs");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut line).unwrap();
+        // Keep draining: a closed pipe would kill the OP (EPIPE) the next time it prints.
+        std::thread::spawn(move || {
+            for l in stdout.lines().map_while(Result::ok) {
+                eprintln!("op: {l}");
+            }
+        });
         let ready: serde_json::Value = serde_json::from_str(&line)
             .unwrap_or_else(|_| panic!("the OP did not start: {line:?}"));
         Idp {

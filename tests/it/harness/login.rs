@@ -66,7 +66,18 @@ pub fn start_idp(ports: &[u16]) -> Idp {
         .map(|p| format!("http://127.0.0.1:{p}/signin-oidc"))
         .collect();
     let backchannel = format!("http://127.0.0.1:{}/bff/backchannel", ports[0]);
-    Idp::start(&redirects, &[("OP_BACKCHANNEL_URI", &backchannel)])
+    let post_logout = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}/signout-callback-oidc"))
+        .collect::<Vec<_>>()
+        .join(",");
+    Idp::start(
+        &redirects,
+        &[
+            ("OP_BACKCHANNEL_URI", &backchannel),
+            ("OP_POST_LOGOUT_URIS", &post_logout),
+        ],
+    )
 }
 
 /// Waits for `/readyz`: discovery done and the session store connected.

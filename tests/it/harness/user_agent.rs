@@ -132,6 +132,25 @@ impl UserAgent {
                 next = location;
                 continue;
             }
+            // The OP's logout confirmation: "Yes, sign me out".
+            if let Some(xsrf) = page
+                .body
+                .split("name=\"xsrf\" value=\"")
+                .nth(1)
+                .and_then(|s| s.split('"').next())
+            {
+                let action = page
+                    .body
+                    .split("id=\"op.logoutForm\" method=\"post\" action=\"")
+                    .nth(1)
+                    .and_then(|s| s.split('"').next())
+                    .expect("the logout form's action");
+                form = Some((
+                    absolute(&page.url, action),
+                    vec![("xsrf", xsrf.to_string()), ("logout", "yes".to_string())],
+                ));
+                continue;
+            }
             // The OP's dev interaction pages post back to themselves with the prompt they ask.
             let op_form = page.status == 200
                 && page.body.contains("<form")

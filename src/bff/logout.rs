@@ -1,0 +1,125 @@
+//! `GET /bff/logout?sid=...&returnUrl=/path` and `GET /signout-callback-oidc`: RP-initiated
+//! logout. The session ends in the store first (every replica sees it gone at once), then the
+//! browser visits the IdP's end-session endpoint and comes back to a local page.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use http::HeaderMap;
+use sha2::{Digest, Sha256};
+
+use super::login_state::plausible_state;
+use super::{param, return_url, Bff, Reply};
+use crate::error::GatewayError;
+use crate::oidc::IdentityProvider;
+use crate::session::{Current, SessionId};
+
+/// Logout states share the login-state store; the prefix keeps the two apart.
+const STATE_PREFIX: &str = "lo.";
+
+/// The value `/bff/logout` requires: the IdP's `sid`, or, when the IdP has none, one derived
+/// from the session id. Only the session's own page (via `/bff/user`) knows it, so a link on
+/// another site cannot log the user out.
+pub fn logout_key(current: &Current) -> String {
+    match &current.record.sid {
+        Some(sid) => sid.clone(),
+        None => URL_SAFE_NO_PAD.encode(&Sha256::digest(current.id.as_str().as_bytes())[..16]),
+    }
+}
+
+pub async fn start(
+    bff: &Bff,
+    idp: &IdentityProvider,
+    headers: &HeaderMap,
+    query: &[(String, String)],
+) -> Reply {
+    let return_url = match return_url::check(param(query, "returnUrl")) {
+        Ok(url) => url,
+        Err(e) => {
+            return GatewayError::InvalidParameter {
+                detail: e.to_string(),
+            }
+            .into()
+        }
+    };
+    let current = match bff.sessions.find(headers, false).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the session to log out");
+            return GatewayError::SessionStoreUnavailable.into();
+        }
+    };
+    let Some(current) = current else {
+        // Nobody to log out: just go where the user was going.
+        return Reply::Redirect {
+            location: return_url,
+            cookies: bff
+                .sessions
+                .id_in(headers)
+                .map(|_| vec![bff.sessions.clear_cookie()])
+                .unwrap_or_default(),
+        };
+    };
+    if param(query, "sid") != Some(logout_key(&current).as_str()) {
+        return GatewayError::InvalidParameter {
+            detail: "This logout link is not for your session (sid is missing or wrong). Use the logout button of the application.".into(),
+        }
+        .into();
+    }
+    if let Err(e) = bff.sessions.delete(&current.id).await {
+        tracing::warn!(error = %e, "cannot delete the session at logout");
+        return GatewayError::SessionStoreUnavailable.into();
+    }
+    tracing::info!(event = "logout", "session ended by the user");
+    let cookies = vec![bff.sessions.clear_cookie()];
+    let Some(provider) = idp.current() else {
+        return Reply::Redirect {
+            location: return_url,
+            cookies,
+        };
+    };
+    // The IdP session ends too; the browser returns with a state we keep, like a login's.
+    let state = SessionId::generate();
+    let stored = bff
+        .sessions
+        .put_login_state(
+            &format!("{STATE_PREFIX}{}", state.as_str()),
+            return_url.as_bytes(),
+            bff.login_timeout,
+        )
+        .await;
+    let end_session = stored.ok().and_then(|()| {
+        provider.end_session_url(
+            &current.data.id_token,
+            &bff.post_logout_redirect_uri,
+            state.as_str(),
+        )
+    });
+    Reply::Redirect {
+        location: end_session.unwrap_or(return_url),
+        cookies,
+    }
+}
+
+/// The IdP sends the browser back here after its logout. An unknown state is harmless (the
+/// session is already gone), so it leads to the start page rather than an error.
+pub async fn finish(bff: &Bff, query: &[(String, String)]) -> Reply {
+    let mut location = "/".to_string();
+    if let Some(state) = param(query, "state").filter(|s| plausible_state(s)) {
+        if let Ok(Some(url)) = bff
+            .sessions
+            .take_login_state(&format!("{STATE_PREFIX}{state}"))
+            .await
+        {
+            if let Ok(url) = String::from_utf8(url) {
+                // Checked again: it went through the store.
+                if let Ok(url) = return_url::check(Some(&url)) {
+                    location = url;
+                }
+            }
+        }
+    }
+    Reply::Redirect {
+        location,
+        cookies: Vec::new(),
+    }
+}
