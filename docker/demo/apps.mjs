@@ -12,11 +12,29 @@ const page = `<!doctype html>
 pre{background:#f4f4f4;padding:1rem;overflow:auto}</style></head>
 <body>
 <h1>Portcullis demo SPA</h1>
+<p id="who">Checking your session…</p>
+<p id="actions"></p>
 <p>This page was served by the SPA cluster through Portcullis. The button calls
 <code>/api/hello</code>, which Portcullis routes to the API cluster.</p>
 <button id="call">Call the API</button>
 <pre id="out">(no call yet)</pre>
 <script>
+// The SPA never sees a token: it asks Portcullis who is signed in (/bff/user, with the
+// anti-forgery header) and sends the browser to /bff/login or the logout URL it was given.
+(async () => {
+  const r = await fetch("/bff/user", { headers: { "X-CSRF": "1" } });
+  const who = document.getElementById("who");
+  const actions = document.getElementById("actions");
+  if (r.status === 200) {
+    const claims = await r.json();
+    const get = (t) => (claims.find((c) => c.type === t) || {}).value;
+    who.textContent = "Signed in as " + (get("name") || get("sub")) + " (session ends in " + get("bff:session_expires_in") + " s unless used).";
+    actions.innerHTML = '<a id="logout" href="' + get("bff:logout_url") + '&returnUrl=/">Log out</a>';
+  } else {
+    who.textContent = "Not signed in.";
+    actions.innerHTML = '<a id="login" href="/bff/login?returnUrl=/">Log in</a> (any user name and password work on the demo OP)';
+  }
+})();
 document.getElementById("call").onclick = async () => {
   const r = await fetch("/api/hello", { headers: { "X-CSRF": "1" } });
   document.getElementById("out").textContent = r.status + "\\n" + JSON.stringify(await r.json(), null, 2);

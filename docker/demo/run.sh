@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Quickstart: builds Portcullis and runs it on http://127.0.0.1:8080 in front of the demo SPA
-# and API. Ctrl-C stops everything. Needs cargo; installs cmake, pkg-config, libssl-dev and node
-# from apt when they are missing.
+# and API, with a local OpenID Provider (npm oidc-provider) on 127.0.0.1:3002 to log in at.
+# Ctrl-C stops everything. Needs cargo; installs cmake, pkg-config, libssl-dev, node and npm
+# from apt and the OP from npm when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -9,10 +10,19 @@ cd "$(dirname "$0")/../.."
 cargo build --release --locked --bin portcullis
 node docker/demo/apps.mjs &
 apps=$!
-trap 'kill "$apps" 2>/dev/null || true' EXIT
+# The demo OP: the same pinned oidc-provider the tests use, with Portcullis registered as its
+# client (the settings in conf/portcullis.toml).
+OP_PORT=3002 OP_CLIENT_ID=portcullis OP_CLIENT_SECRET=portcullis-demo-secret \
+  OP_REDIRECT_URIS=http://127.0.0.1:8080/signin-oidc \
+  OP_POST_LOGOUT_URIS=http://127.0.0.1:8080/signout-callback-oidc \
+  OP_BACKCHANNEL_URI=http://127.0.0.1:8080/bff/backchannel \
+  node tests/idp/op.mjs &
+op=$!
+trap 'kill "$apps" "$op" 2>/dev/null || true' EXIT
 
 echo
-echo "  Portcullis:  http://127.0.0.1:8080        (demo SPA; its button calls the API)"
+echo "  Portcullis:  http://127.0.0.1:8080        (demo SPA: log in, call the API, log out)"
+echo "  Demo OP:     http://127.0.0.1:3002        (any user name and password sign in)"
 echo "  Admin:       http://127.0.0.1:9090/metrics /readyz /healthz"
 echo
 target/release/portcullis run --config conf/portcullis.toml
