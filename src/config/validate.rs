@@ -427,7 +427,7 @@ fn oidc(o: &Section<'_, '_>) -> Option<OidcConfig> {
                     o.issue(
                         "private_key",
                         e,
-                        "give an RSA or EC (P-256) private key in PEM",
+                        "give an RSA private key (2048 bits or more) in PEM, e.g. from: openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048",
                     );
                 }
             }

@@ -244,7 +244,7 @@ fn oidc_settings_are_checked_and_the_client_secret_masked() {
     assert!(stderr.contains("oidc.client_secret: missing (set client_secret, client_secret_file or PORTCULLIS__OIDC__CLIENT_SECRET)"), "{stderr}");
 
     let out = check(
-        &format!("[oidc]\nissuer = \"https://tenant.eu.auth0.com/\"\nclient_id = \"p\"\n{VALID}"),
+        &format!("[server]\npublic_origin = \"https://app.example.com\"\n[oidc]\nissuer = \"https://tenant.eu.auth0.com/\"\nclient_id = \"p\"\n{VALID}"),
         &[("PORTCULLIS__OIDC__CLIENT_SECRET", "s3cr3t-value")],
     );
     assert_eq!(
@@ -256,4 +256,123 @@ fn oidc_settings_are_checked_and_the_client_secret_masked() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.contains("client_secret = \"***\""), "{stdout}");
     assert!(!stdout.contains("s3cr3t-value"));
+}
+
+#[test]
+fn login_settings_that_would_break_or_weaken_the_flow_are_refused() {
+    let oidc = |server: &str, session: &str, oidc: &str| {
+        format!(
+            "[server]\n{server}\n[session]\n{session}\n\
+             [oidc]\nissuer = \"https://idp.example.com\"\nclient_id = \"portcullis\"\n{oidc}\n{VALID}"
+        )
+    };
+    let problems = |text: String, env: &[(&str, &str)]| {
+        let out = check(&text, env);
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        String::from_utf8(out.stderr).unwrap()
+    };
+    // Login needs to know the browser's origin to build the redirect URI.
+    let e = problems(oidc("", "", "client_secret = \"s\""), &[]);
+    assert!(e.contains("server.public_origin: missing"), "{e}");
+    assert!(
+        e.contains("/signin-oidc"),
+        "the fix names the redirect URI: {e}"
+    );
+    // Plain http off loopback: the Secure cookie would never come back.
+    let e = problems(
+        oidc(
+            "public_origin = \"http://app.example.com\"",
+            "",
+            "client_secret = \"s\"",
+        ),
+        &[],
+    );
+    assert!(
+        e.contains("server.public_origin: http://app.example.com is plain http"),
+        "{e}"
+    );
+    assert!(e.contains("dev_insecure_cookie"), "{e}");
+    // ...unless explicitly in development mode, where a __Host- name cannot work.
+    let e = problems(
+        oidc(
+            "public_origin = \"http://app.example.com\"",
+            "dev_insecure_cookie = true\ncookie_name = \"__Host-x\"",
+            "client_secret = \"s\"",
+        ),
+        &[],
+    );
+    assert!(e.contains("session.cookie_name"), "{e}");
+    assert!(!e.contains("server.public_origin"), "{e}");
+    // Parameters the flow owns, and client authentication without its credential.
+    let e = problems(
+        oidc(
+            "public_origin = \"https://app.example.com\"",
+            "",
+            "client_secret = \"s\"\nauthorize_params = { state = \"fixed\", audience = \"x\" }",
+        ),
+        &[],
+    );
+    assert!(
+        e.contains("oidc.authorize_params.state: is set by the login flow itself"),
+        "{e}"
+    );
+    assert!(!e.contains("authorize_params.audience"), "{e}");
+    let e = problems(
+        oidc(
+            "public_origin = \"https://app.example.com\"",
+            "",
+            "client_auth = \"private_key_jwt\"",
+        ),
+        &[],
+    );
+    assert!(e.contains("oidc.private_key_file: missing"), "{e}");
+    let e = problems(
+        oidc(
+            "public_origin = \"https://app.example.com\"",
+            "",
+            "client_auth = \"private_key_jwt\"\nprivate_key = \"not a key\"",
+        ),
+        &[],
+    );
+    assert!(
+        e.contains("oidc.private_key: is not an RSA private key"),
+        "{e}"
+    );
+    let e = problems(
+        oidc(
+            "public_origin = \"https://app.example.com\"",
+            "",
+            "client_secret = \"s\"\ncallback_path = \"/bff/cb\"",
+        ),
+        &[],
+    );
+    assert!(e.contains("oidc.callback_path"), "{e}");
+
+    // Extra parameters can come from the environment too (Azure Container Apps).
+    let ok = check(
+        &oidc(
+            "public_origin = \"https://app.example.com\"",
+            "",
+            "client_secret = \"s\"",
+        ),
+        &[(
+            "PORTCULLIS__OIDC__AUTHORIZE_PARAMS__AUDIENCE",
+            "https://api.example.com",
+        )],
+    );
+    let stdout = String::from_utf8(ok.stdout).unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        stdout.contains("audience = \"https://api.example.com\""),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("client_secret = \"s\""),
+        "secrets are masked: {stdout}"
+    );
 }
