@@ -352,6 +352,9 @@ pub struct RedisConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<Secret>,
     pub tls: bool,
+    /// PEM CA bundle trusted for `rediss://` instead of the system roots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
     pub key_prefix: String,
     #[serde(serialize_with = "ser_duration")]
     pub command_timeout: Duration,

@@ -573,6 +573,22 @@ fn redis(r: &Section<'_, '_>, store: Option<StoreKind>) -> Option<RedisConfig> {
     let username = r.string("username");
     let password = r.secret("password", "password_file");
     let tls = r.bool("tls").unwrap_or(false);
+    let ca_file = r.string("ca_file").map(PathBuf::from);
+    if let Some(path) = &ca_file {
+        match std::fs::read_to_string(path) {
+            Ok(text) if text.contains("-----BEGIN CERTIFICATE-----") => {}
+            Ok(_) => r.issue(
+                "ca_file",
+                format!("{} holds no PEM certificate", path.display()),
+                "point it at the CA certificate(s) that signed Redis' certificate, in PEM",
+            ),
+            Err(e) => r.issue(
+                "ca_file",
+                format!("cannot read {}: {e}", path.display()),
+                "point it at a readable PEM file",
+            ),
+        }
+    }
     let key_prefix = r
         .string("key_prefix")
         .unwrap_or_else(|| "portcullis".into());
@@ -665,6 +681,7 @@ fn redis(r: &Section<'_, '_>, store: Option<StoreKind>) -> Option<RedisConfig> {
         username,
         password,
         tls,
+        ca_file,
         key_prefix,
         command_timeout,
         connect_timeout,

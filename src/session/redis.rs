@@ -31,6 +31,8 @@ pub struct RedisOptions {
     pub password: Option<String>,
     /// TLS to Redis (`rediss://` implies it).
     pub tls: bool,
+    /// PEM CA certificates to trust instead of the system's (a private CA, self-signed Redis).
+    pub ca_file: Option<std::path::PathBuf>,
     pub key_prefix: String,
     pub command_timeout: Duration,
     pub connect_timeout: Duration,
@@ -57,6 +59,7 @@ impl RedisOptions {
             username: None,
             password: None,
             tls: false,
+            ca_file: None,
             key_prefix: "portcullis".into(),
             command_timeout: Duration::from_millis(500),
             connect_timeout: Duration::from_secs(2),
@@ -134,13 +137,40 @@ impl RedisOptions {
             config.password = self.password.clone();
         }
         let url_tls = matches!(&self.endpoint, Endpoint::Url(u) if u.starts_with("rediss"));
-        if (self.tls || url_tls) && config.tls.is_none() {
-            let connector = TlsConnector::default_rustls()
-                .map_err(|e| StoreError::Unavailable(format!("cannot set up TLS to Redis: {e}")))?;
+        // `rediss://` URLs come with fred's default connector (system roots); a configured CA
+        // replaces it.
+        if (self.tls || url_tls) && (config.tls.is_none() || self.ca_file.is_some()) {
+            let connector = match &self.ca_file {
+                Some(path) => private_ca(path)?,
+                None => TlsConnector::default_rustls().map_err(|e| {
+                    StoreError::Unavailable(format!("cannot set up TLS to Redis: {e}"))
+                })?,
+            };
             config.tls = Some(connector.into());
         }
         Ok(config)
     }
+}
+
+/// A TLS connector that trusts exactly the CA certificates in `path`.
+fn private_ca(path: &std::path::Path) -> Result<TlsConnector, StoreError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let problem =
+        |e: String| StoreError::Unavailable(format!("redis.ca_file {}: {e}", path.display()));
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(path).map_err(|e| problem(e.to_string()))? {
+        roots
+            .add(cert.map_err(|e| problem(e.to_string()))?)
+            .map_err(|e| problem(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(problem("no certificate in the file".into()));
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(TlsConnector::from(config))
 }
 
 fn host_port(s: &str, default_port: u16) -> Result<(String, u16), String> {

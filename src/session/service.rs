@@ -86,6 +86,7 @@ pub fn redis_options(c: &RedisConfig, index_ttl: Duration) -> Result<RedisOption
         options.password = Some(p.expose().to_string());
     }
     options.tls |= c.tls;
+    options.ca_file = c.ca_file.clone();
     options.key_prefix = c.key_prefix.clone();
     options.command_timeout = c.command_timeout;
     options.connect_timeout = c.connect_timeout;

@@ -292,3 +292,27 @@ async fn readiness_follows_redis_and_routes_without_sessions_keep_serving() {
     // The password-free URL is the only secret here; readiness never prints configuration.
     assert!(!readiness(&gw).await.1.to_string().contains(KEY));
 }
+
+#[tokio::test]
+async fn redis_over_tls_is_verified_against_the_configured_ca() {
+    let ca = crate::harness::tls::PrivateCa::generate();
+    let (_redis, tls_port) = RedisServer::with_tls(&ca);
+    let url = format!("rediss://127.0.0.1:{tls_port}");
+    // The system roots do not know this CA: no session goes to an unverified server.
+    let untrusted = RedisStore::connect(&RedisOptions {
+        connect_timeout: Duration::from_secs(1),
+        ..RedisOptions::new(Endpoint::Url(url.clone()))
+    })
+    .await;
+    let refused = match untrusted {
+        Err(_) => true,
+        Ok(store) => store.ping().await.is_err(),
+    };
+    assert!(refused, "connected to Redis with an untrusted certificate");
+    let trusted = RedisOptions {
+        ca_file: Some(ca.ca.clone()),
+        ..RedisOptions::new(Endpoint::Url(url))
+    };
+    let store = RedisStore::connect(&trusted).await.unwrap();
+    conformance(&store).await;
+}

@@ -25,6 +25,33 @@ impl RedisServer {
         Self::spawn_on(port, &[], None)
     }
 
+    /// A server that also listens with TLS on the returned port, with `ca`'s server certificate.
+    pub fn with_tls(ca: &super::tls::PrivateCa) -> (RedisServer, u16) {
+        let tls_port = free_port();
+        let (port, cert, key, ca) = (
+            tls_port.to_string(),
+            ca.cert.display().to_string(),
+            ca.key.display().to_string(),
+            ca.ca.display().to_string(),
+        );
+        let server = Self::spawn(
+            &[
+                "--tls-port",
+                &port,
+                "--tls-cert-file",
+                &cert,
+                "--tls-key-file",
+                &key,
+                "--tls-ca-cert-file",
+                &ca,
+                "--tls-auth-clients",
+                "no",
+            ],
+            None,
+        );
+        (server, tls_port)
+    }
+
     /// A server that only answers clients that authenticate with `password`.
     pub fn with_password(password: &str) -> RedisServer {
         Self::spawn(&["--requirepass", password], Some(password))

@@ -108,3 +108,82 @@ impl Drop for TlsUpstream {
         let _ = self.child.wait();
     }
 }
+
+/// A private CA and a server certificate it signed for `localhost`/`127.0.0.1` (what TLS
+/// clients that reject self-signed leaf certificates, such as rustls, need).
+pub struct PrivateCa {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    dir: PathBuf,
+}
+
+impl PrivateCa {
+    pub fn generate() -> PrivateCa {
+        let dir = scratch_dir();
+        let ca = dir.join("ca.pem");
+        let ca_key = dir.join("ca-key.pem");
+        let (cert, key) = (dir.join("server.pem"), dir.join("server-key.pem"));
+        let run = |args: Vec<String>| {
+            let out = Command::new("openssl")
+                .args(&args)
+                .output()
+                .expect("run openssl");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let p = |p: &PathBuf| p.display().to_string();
+        run([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=portcullis test CA",
+            "-keyout",
+            &p(&ca_key),
+            "-out",
+            &p(&ca),
+        ]
+        .map(String::from)
+        .to_vec());
+        run([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-CA",
+            &p(&ca),
+            "-CAkey",
+            &p(&ca_key),
+            "-keyout",
+            &p(&key),
+            "-out",
+            &p(&cert),
+        ]
+        .map(String::from)
+        .to_vec());
+        PrivateCa { ca, cert, key, dir }
+    }
+}
+
+impl Drop for PrivateCa {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
