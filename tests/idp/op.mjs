@@ -5,10 +5,14 @@
 //   OP_REDIRECT_URIS, OP_POST_LOGOUT_URIS comma-separated
 //   OP_BACKCHANNEL_URI                    back-channel logout endpoint of the gateway (optional)
 //   OP_ACCESS_TOKEN_TTL                   seconds (short, so refresh can be tested)
+//   OP_CLIENT_AUTH                        token endpoint auth method (default client_secret_basic)
+//   OP_CLIENT_PUBLIC_KEY_FILE             PEM public key of the client, for private_key_jwt
 // Traps handled here (see shared notes): PKCE forced for confidential clients, refresh tokens
 // issued and rotated, JWT access tokens for the API resource, consent auto-granted, OP cookies
 // renamed so they never collide with the gateway's on 127.0.0.1, loopback back-channel allowed.
 import http from "node:http";
+import { createPublicKey } from "node:crypto";
+import { readFileSync } from "node:fs";
 import Provider from "oidc-provider";
 
 const env = (k, d) => process.env[k] ?? d;
@@ -33,6 +37,11 @@ const client = {
   backchannel_logout_session_required: true,
 };
 if (env("OP_BACKCHANNEL_URI", "")) client.backchannel_logout_uri = env("OP_BACKCHANNEL_URI", "");
+if (env("OP_CLIENT_PUBLIC_KEY_FILE", "")) {
+  const jwk = createPublicKey(readFileSync(env("OP_CLIENT_PUBLIC_KEY_FILE", ""))).export({ format: "jwk" });
+  client.jwks = { keys: [{ ...jwk, kid: "portcullis-test", alg: "RS256", use: "sig" }] };
+  delete client.client_secret;
+}
 
 const provider = new Provider(issuer, {
   clients: [client],

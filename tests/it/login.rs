@@ -522,3 +522,64 @@ async fn logout_needs_the_sessions_sid_and_ends_the_session_here_and_at_the_idp(
         .await;
     assert_eq!(anonymous.location(), Some("/again"));
 }
+
+#[tokio::test]
+async fn private_key_jwt_logs_in_without_a_shared_secret() {
+    use crate::harness::idp::{Idp, CLIENT_ID};
+    let dir = crate::harness::gateway::scratch_dir();
+    let (key, public) = (dir.join("client-key.pem"), dir.join("client-pub.pem"));
+    for args in [
+        vec![
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            key.to_str().unwrap(),
+        ],
+        vec![
+            "pkey",
+            "-in",
+            key.to_str().unwrap(),
+            "-pubout",
+            "-out",
+            public.to_str().unwrap(),
+        ],
+    ] {
+        assert!(std::process::Command::new("openssl")
+            .args(&args)
+            .status()
+            .unwrap()
+            .success());
+    }
+    let port = free_port();
+    let idp = Idp::start(
+        &[format!("http://127.0.0.1:{port}/signin-oidc")],
+        &[
+            ("OP_CLIENT_AUTH", "private_key_jwt"),
+            ("OP_CLIENT_PUBLIC_KEY_FILE", public.to_str().unwrap()),
+        ],
+    );
+    let spa = crate::harness::Upstream::start("spa").await;
+    let gw = crate::harness::GatewayConfig::new()
+        .port(port)
+        .server(&format!("public_origin = \"http://127.0.0.1:{port}\""))
+        .toml(&format!(
+            "[oidc]\nissuer = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_auth = \"private_key_jwt\"\n\
+             private_key_file = \"{}\"\nprivate_key_id = \"portcullis-test\"\n",
+            idp.issuer,
+            key.display()
+        ))
+        .cluster("spa", &[spa.url()], "")
+        .route("/", "spa", "")
+        .start()
+        .await;
+    login::wait_ready(&gw).await;
+    let mut ua = UserAgent::new();
+    let back = login::login(&mut ua, &gw, "/", "heidi").await;
+    assert_eq!(back.status, 302, "{}", back.body);
+    let me = login::user(&mut ua, &gw).await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    let _ = std::fs::remove_dir_all(dir);
+}
