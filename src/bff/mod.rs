@@ -157,7 +157,9 @@ impl Bff {
     }
 
     pub async fn handle(&self, endpoint: Endpoint, req: &Parts) -> Reply {
-        if req.method != http::Method::GET && req.method != http::Method::HEAD {
+        // GET only: these endpoints start logins, end sessions and set cookies, and HEAD (a
+        // link prefetcher) must not do that behind the user's back.
+        if req.method != http::Method::GET {
             return GatewayError::MethodNotAllowed.into();
         }
         let Some(idp) = &self.idp else {
