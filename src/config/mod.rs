@@ -122,6 +122,7 @@ pub struct Config {
     pub pingora: PingoraConfig,
     pub anti_forgery: AntiForgeryConfig,
     pub session: SessionConfig,
+    pub tokens: TokensConfig,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis: Option<RedisConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -258,6 +259,65 @@ pub struct RouteConfig {
     pub rewrite_prefix: Option<String>,
     /// Require the anti-forgery header (and refuse cross-site callers) on this route.
     pub anti_forgery: bool,
+    /// Which access token the upstream gets.
+    pub token: TokenPolicy,
+    /// RFC 8707 resource the token must be for (an API other than the login's default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// Scopes asked for when a token is obtained for this route (client or resource tokens).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+}
+
+/// Which access token a route forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TokenPolicy {
+    /// No token: static assets, public APIs.
+    None,
+    /// The signed-in user's token; 401 without a session.
+    User,
+    /// The gateway's own client-credentials token.
+    Client,
+    /// The user's token when signed in, else the gateway's.
+    UserOrClient,
+    /// The user's token when signed in, else none.
+    UserOrNone,
+}
+
+impl TokenPolicy {
+    pub fn parse(v: &str) -> Result<TokenPolicy, String> {
+        Ok(match v {
+            "none" => TokenPolicy::None,
+            "user" => TokenPolicy::User,
+            "client" => TokenPolicy::Client,
+            "user-or-client" => TokenPolicy::UserOrClient,
+            "user-or-none" => TokenPolicy::UserOrNone,
+            _ => return Err(format!("{v:?} is not a token policy")),
+        })
+    }
+
+    /// Whether a signed-in user's token is used when there is a session.
+    pub fn wants_user(self) -> bool {
+        matches!(
+            self,
+            TokenPolicy::User | TokenPolicy::UserOrClient | TokenPolicy::UserOrNone
+        )
+    }
+}
+
+/// How user tokens are kept fresh (`[tokens]`).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokensConfig {
+    /// Refresh when the access token expires within this.
+    #[serde(serialize_with = "ser_duration")]
+    pub refresh_skew: Duration,
+    /// Lease of the per-session refresh lock; renewed while the IdP call runs.
+    #[serde(serialize_with = "ser_duration")]
+    pub refresh_lock_lease: Duration,
+    /// How long a request waits for a refresh another request (or replica) is doing.
+    #[serde(serialize_with = "ser_duration")]
+    pub refresh_wait: Duration,
 }
 
 /// The OpenID Provider and the gateway's client registration there.

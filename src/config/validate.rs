@@ -39,10 +39,25 @@ pub fn validate_and_list_keys(
         let pingora = pingora(&top.section("pingora"));
         let anti_forgery = anti_forgery(&top.section("anti_forgery"));
         let session = session(&top.section("session"));
+        let tokens = tokens(&top.section("tokens"));
         let redis = redis(&top.section("redis"), session.as_ref().map(|s| s.store));
         let oidc = oidc(&top.section("oidc"));
         let (clusters, declared) = clusters(&top);
         let routes = routes(&top, &declared);
+        if oidc.is_none() {
+            for (i, r) in routes.iter().enumerate() {
+                if r.token != TokenPolicy::None {
+                    reader.push(
+                        format!("routes[{i}].token"),
+                        format!(
+                            "{:?} needs a login provider, and [oidc] is not configured",
+                            r.token
+                        ),
+                        "configure [oidc], or set token = \"none\"",
+                    );
+                }
+            }
+        }
         if let (Some(o), Some(s)) = (&oidc, &server) {
             match &s.public_origin {
                 None => reader.push(
@@ -81,6 +96,7 @@ pub fn validate_and_list_keys(
             pingora,
             anti_forgery,
             session,
+            tokens,
             redis,
             oidc,
             clusters,
@@ -97,6 +113,7 @@ pub fn validate_and_list_keys(
             Some(pingora),
             Some(anti_forgery),
             Some(session),
+            Some(tokens),
             redis,
             oidc,
             clusters,
@@ -108,6 +125,7 @@ pub fn validate_and_list_keys(
             pingora,
             anti_forgery,
             session,
+            tokens,
             redis,
             oidc,
             clusters,
@@ -869,7 +887,42 @@ fn routes(top: &Section<'_, '_>, clusters: &[String]) -> Vec<RouteConfig> {
             );
         }
         let rewrite_prefix = rewrite.or_else(|| strip.then(|| "/".to_string()));
-        let anti_forgery = r.bool("anti_forgery").unwrap_or(false);
+        let token = r
+            .parsed(
+                "token",
+                "use \"none\", \"user\", \"client\", \"user-or-client\" or \"user-or-none\"",
+                TokenPolicy::parse,
+            )
+            .unwrap_or(TokenPolicy::None);
+        // A route that forwards a token acts with the user's authority: protected by default.
+        let anti_forgery = r.bool("anti_forgery").unwrap_or(token != TokenPolicy::None);
+        let resource = r.parsed(
+            "resource",
+            "write the API's resource indicator, an absolute URI such as \"https://api.example.com\"",
+            |v| {
+                if v.contains("://") || v.starts_with("urn:") {
+                    if v.contains('#') {
+                        Err(format!("{v:?} must not have a fragment (RFC 8707)"))
+                    } else {
+                        Ok(v.to_string())
+                    }
+                } else {
+                    Err(format!("{v:?} is not an absolute URI"))
+                }
+            },
+        );
+        let scopes = r.strings("scopes").unwrap_or_default();
+        if token == TokenPolicy::None && (resource.is_some() || !scopes.is_empty()) {
+            r.issue(
+                if resource.is_some() {
+                    "resource"
+                } else {
+                    "scopes"
+                },
+                "is set but the route forwards no token (token = \"none\")",
+                "set token = \"user\" (or another policy), or remove it",
+            );
+        }
         let name = r.string("name");
         let (Some(path), Some(cluster)) = (path, cluster) else {
             continue;
@@ -904,7 +957,41 @@ fn routes(top: &Section<'_, '_>, clusters: &[String]) -> Vec<RouteConfig> {
             cluster,
             rewrite_prefix,
             anti_forgery,
+            token,
+            resource,
+            scopes,
         });
     }
     out
+}
+
+fn tokens(t: &Section<'_, '_>) -> Option<TokensConfig> {
+    let refresh_skew = t
+        .duration("refresh_skew")
+        .unwrap_or(Duration::from_secs(60));
+    let refresh_lock_lease = t
+        .duration("refresh_lock_lease")
+        .unwrap_or(Duration::from_secs(5));
+    let refresh_wait = t
+        .duration("refresh_wait")
+        .unwrap_or(Duration::from_secs(10));
+    if refresh_lock_lease < Duration::from_millis(500) {
+        t.issue(
+            "refresh_lock_lease",
+            "is shorter than 500ms",
+            "use a few seconds: the lease is renewed while the IdP call runs",
+        );
+    }
+    if refresh_wait < refresh_lock_lease {
+        t.issue(
+            "refresh_wait",
+            "is shorter than refresh_lock_lease",
+            "wait at least one lease, so a crashed refresher's lock can expire and be taken over",
+        );
+    }
+    Some(TokensConfig {
+        refresh_skew,
+        refresh_lock_lease,
+        refresh_wait,
+    })
 }

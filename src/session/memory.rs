@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::store::{Store, StoreError, StoredSession};
+use super::store::{Replaced, Store, StoreError, StoredSession};
 use super::SessionId;
 
 const SWEEP_EVERY: u32 = 256;
@@ -20,6 +20,8 @@ struct Inner {
     by_sub: HashMap<String, HashSet<SessionId>>,
     by_sid: HashMap<String, HashSet<SessionId>>,
     login_states: HashMap<String, (Vec<u8>, Instant)>,
+    /// Refresh locks: session -> (owner, lease end).
+    locks: HashMap<SessionId, (String, Instant)>,
     writes: u32,
 }
 
@@ -80,6 +82,7 @@ impl Inner {
             }
         }
         self.login_states.retain(|_, (_, exp)| *exp > now);
+        self.locks.retain(|_, (_, exp)| *exp > now);
     }
 
     fn live_ids(&mut self, ids: Option<HashSet<SessionId>>, now: Instant) -> Vec<SessionId> {
@@ -140,6 +143,72 @@ impl Store for MemoryStore {
             }
             None => false,
         })
+    }
+
+    async fn replace(
+        &self,
+        id: &SessionId,
+        session: &StoredSession,
+        expected: u64,
+    ) -> Result<Replaced, StoreError> {
+        let mut inner = self.lock()?;
+        Ok(match inner.live(id, Instant::now()) {
+            None => Replaced::Gone,
+            Some((current, _)) if current.version != expected => Replaced::Stale,
+            Some((current, _)) => {
+                // `sub` and `sid` never change for a session, so the indexes stay right.
+                *current = session.clone();
+                Replaced::Done
+            }
+        })
+    }
+
+    async fn try_lock(
+        &self,
+        id: &SessionId,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut inner = self.lock()?;
+        match inner.locks.get(id) {
+            Some((_, until)) if *until > now => Ok(false),
+            _ => {
+                inner
+                    .locks
+                    .insert(id.clone(), (owner.to_string(), now + lease));
+                Ok(true)
+            }
+        }
+    }
+
+    async fn renew_lock(
+        &self,
+        id: &SessionId,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut inner = self.lock()?;
+        Ok(match inner.locks.get_mut(id) {
+            Some((held_by, until)) if held_by == owner && *until > now => {
+                *until = now + lease;
+                true
+            }
+            _ => false,
+        })
+    }
+
+    async fn unlock(&self, id: &SessionId, owner: &str) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        if inner
+            .locks
+            .get(id)
+            .is_some_and(|(held_by, _)| held_by == owner)
+        {
+            inner.locks.remove(id);
+        }
+        Ok(())
     }
 
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {

@@ -17,4 +17,4 @@ pub mod store;
 pub use self::id::SessionId;
 pub use self::seal::{KeyRing, SealError};
 pub use self::sessions::{Current, SessionData, Sessions};
-pub use self::store::{Store, StoreError, StoredSession};
+pub use self::store::{Replaced, Store, StoreError, StoredSession};

@@ -14,13 +14,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fred::prelude::{
-    Builder, ClientLike, Config as FredConfig, Expiration, KeysInterface, Pool, ReconnectPolicy,
-    ServerConfig, SetsInterface,
+    Builder, ClientLike, Config as FredConfig, Expiration, KeysInterface, LuaInterface, Pool,
+    ReconnectPolicy, ServerConfig, SetOptions, SetsInterface,
 };
 use fred::types::config::TlsConnector;
 use fred::types::{ClusterHash, CustomCommand};
 
-use super::store::{Store, StoreError, StoredSession};
+use super::store::{Replaced, Store, StoreError, StoredSession};
 use super::SessionId;
 
 /// Where Redis is and how to talk to it.
@@ -184,6 +184,31 @@ fn host_port(s: &str, default_port: u16) -> Result<(String, u16), String> {
     }
 }
 
+/// Compare-and-set on the session's `version`, keeping its TTL. 1 written, 0 stale, -1 gone.
+const REPLACE_IF_VERSION: &str = r#"
+local current = redis.call('GET', KEYS[1])
+if not current then return -1 end
+if tostring(cjson.decode(current)['version']) ~= ARGV[1] then return 0 end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl <= 0 then return -1 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
+return 1
+"#;
+
+const RENEW_IF_OWNER: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"#;
+
+const UNLOCK_IF_OWNER: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"#;
+
 pub struct RedisStore {
     pool: Pool,
     prefix: String,
@@ -229,6 +254,11 @@ impl RedisStore {
 
     fn session_key(&self, id: &SessionId) -> String {
         format!("{}:{{{}}}:s", self.prefix, id.as_str())
+    }
+
+    /// Same hash tag as the session: the lock and the session live in one cluster slot.
+    fn lock_key(&self, id: &SessionId) -> String {
+        format!("{}:{{{}}}:lock", self.prefix, id.as_str())
     }
 
     fn sub_key(&self, sub: &str) -> String {
@@ -370,6 +400,76 @@ impl Store for RedisStore {
             }
         }
         Ok(true)
+    }
+
+    async fn replace(
+        &self,
+        id: &SessionId,
+        session: &StoredSession,
+        expected: u64,
+    ) -> Result<Replaced, StoreError> {
+        let json =
+            serde_json::to_string(session).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let outcome: i64 = self
+            .pool
+            .eval(
+                REPLACE_IF_VERSION,
+                vec![self.session_key(id)],
+                vec![expected.to_string(), json],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(match outcome {
+            1 => Replaced::Done,
+            0 => Replaced::Stale,
+            _ => Replaced::Gone,
+        })
+    }
+
+    async fn try_lock(
+        &self,
+        id: &SessionId,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let set: Option<String> = self
+            .pool
+            .set(
+                self.lock_key(id),
+                owner,
+                Some(Expiration::PX(millis(lease))),
+                Some(SetOptions::NX),
+                false,
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(set.is_some())
+    }
+
+    async fn renew_lock(
+        &self,
+        id: &SessionId,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let renewed: i64 = self
+            .pool
+            .eval(
+                RENEW_IF_OWNER,
+                vec![self.lock_key(id)],
+                vec![owner.to_string(), millis(lease).to_string()],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(renewed == 1)
+    }
+
+    async fn unlock(&self, id: &SessionId, owner: &str) -> Result<(), StoreError> {
+        self.pool
+            .eval::<i64, _, _, _>(UNLOCK_IF_OWNER, vec![self.lock_key(id)], vec![owner])
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 
     async fn sessions_of_sub(&self, sub: &str) -> Result<Vec<SessionId>, StoreError> {

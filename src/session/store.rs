@@ -44,6 +44,17 @@ pub struct StoredSession {
     pub sealed: Vec<u8>,
 }
 
+/// What a conditional write found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replaced {
+    /// Written: the stored version was the expected one.
+    Done,
+    /// Not written: someone stored a newer version first (a stale writer is refused).
+    Stale,
+    /// Not written: the session is gone (logged out, revoked, expired).
+    Gone,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Writes the session (replacing any previous one) to expire after `ttl`, and indexes it.
@@ -81,6 +92,34 @@ pub trait Store: Send + Sync {
 
     /// Ids of the live sessions created under one IdP session.
     async fn sessions_of_sid(&self, sid: &str) -> Result<Vec<SessionId>, StoreError>;
+
+    /// Replaces the session only if the stored one has version `expected` (fencing: a refresh
+    /// that lost its lock cannot overwrite newer tokens). Keeps the remaining TTL.
+    async fn replace(
+        &self,
+        id: &SessionId,
+        session: &StoredSession,
+        expected: u64,
+    ) -> Result<Replaced, StoreError>;
+
+    /// Takes the session's refresh lock for `lease` unless another owner holds it.
+    async fn try_lock(
+        &self,
+        id: &SessionId,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError>;
+
+    /// Extends a lock this owner still holds; `false` if it was lost (expired, taken over).
+    async fn renew_lock(
+        &self,
+        id: &SessionId,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError>;
+
+    /// Releases the lock if this owner still holds it.
+    async fn unlock(&self, id: &SessionId, owner: &str) -> Result<(), StoreError>;
 
     /// Keeps a login in progress under its `state`, for at most `ttl`.
     async fn put_login_state(

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::config::RouteConfig;
+use crate::config::{RouteConfig, TokenPolicy};
 use crate::metrics::{Metrics, RouteMetrics};
 
 use super::Cluster;
@@ -16,6 +16,10 @@ pub struct Route {
     pub rewrite_prefix: Option<String>,
     /// Whether the anti-forgery checks guard this route.
     pub anti_forgery: bool,
+    pub token: TokenPolicy,
+    /// RFC 8707 resource of the route's API, when it is not the login's default audience.
+    pub resource: Option<String>,
+    pub scopes: Vec<String>,
     pub metrics: RouteMetrics,
 }
 
@@ -69,6 +73,9 @@ impl RouteTable {
                     cluster: cluster(&c.cluster)?,
                     rewrite_prefix: c.rewrite_prefix.clone(),
                     anti_forgery: c.anti_forgery,
+                    token: c.token,
+                    resource: c.resource.clone(),
+                    scopes: c.scopes.clone(),
                     metrics: metrics.route(&c.name, &c.cluster),
                 }))
             })
@@ -120,6 +127,9 @@ mod tests {
                 cluster: "c".into(),
                 rewrite_prefix: rewrite.map(String::from),
                 anti_forgery: false,
+                token: config::TokenPolicy::None,
+                resource: None,
+                scopes: Vec::new(),
             })
             .collect();
         RouteTable::new(

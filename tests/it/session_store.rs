@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use portcullis::session::memory::MemoryStore;
 use portcullis::session::redis::{Endpoint, RedisOptions, RedisStore};
-use portcullis::session::{SessionId, Store, StoreError, StoredSession};
+use portcullis::session::{Replaced, SessionId, Store, StoreError, StoredSession};
 
 use crate::harness::redis::{RedisCluster, RedisServer};
 use crate::harness::{client, eventually, free_port, GatewayConfig, Upstream};
@@ -122,6 +122,65 @@ async fn conformance(store: &dyn Store) {
     assert!(
         store.get(&read_slides).await.unwrap().is_some(),
         "get_and_touch did not extend the session"
+    );
+
+    // Conditional replace (fencing): only over the expected version, keeping the TTL.
+    let fenced = SessionId::generate();
+    let v1 = session("frank", Some("idp-f"));
+    store.put(&fenced, &v1, LONG).await.unwrap();
+    let v2 = StoredSession {
+        version: 2,
+        sealed: vec![9, 9],
+        ..v1.clone()
+    };
+    assert_eq!(
+        store.replace(&fenced, &v2, 1).await.unwrap(),
+        Replaced::Done
+    );
+    let stale = StoredSession {
+        version: 2,
+        sealed: vec![6, 6],
+        ..v1.clone()
+    };
+    assert_eq!(
+        store.replace(&fenced, &stale, 1).await.unwrap(),
+        Replaced::Stale
+    );
+    assert_eq!(store.get(&fenced).await.unwrap(), Some(v2.clone()));
+    assert_eq!(
+        store.sessions_of_sid("idp-f").await.unwrap(),
+        vec![fenced.clone()]
+    );
+    assert_eq!(
+        store.replace(&SessionId::generate(), &v2, 1).await.unwrap(),
+        Replaced::Gone
+    );
+
+    // The refresh lock: one owner at a time, renewable by its owner only, expiring on its own.
+    let lease = Duration::from_millis(600);
+    assert!(store.try_lock(&fenced, "replica-a", lease).await.unwrap());
+    assert!(!store.try_lock(&fenced, "replica-b", lease).await.unwrap());
+    assert!(!store.renew_lock(&fenced, "replica-b", lease).await.unwrap());
+    assert!(store.renew_lock(&fenced, "replica-a", lease).await.unwrap());
+    store.unlock(&fenced, "replica-b").await.unwrap();
+    assert!(
+        !store.try_lock(&fenced, "replica-b", lease).await.unwrap(),
+        "unlock by a non-owner"
+    );
+    store.unlock(&fenced, "replica-a").await.unwrap();
+    assert!(store.try_lock(&fenced, "replica-b", lease).await.unwrap());
+    // A crashed owner's lease runs out and the lock can be taken over.
+    eventually("the lease to expire", Duration::from_secs(10), || async {
+        store
+            .try_lock(&fenced, "replica-c", lease)
+            .await
+            .unwrap()
+            .then_some(())
+    })
+    .await;
+    assert!(
+        !store.renew_lock(&fenced, "replica-b", lease).await.unwrap(),
+        "a lost lock renews"
     );
 
     // Login states are single use: a replayed state finds nothing.
