@@ -22,6 +22,7 @@ use crate::oidc::{DiscoveryService, IdentityProvider};
 use crate::proxy::Gateway;
 use crate::session::service::{SessionStore, StoreService};
 use crate::session::Sessions;
+use crate::token::Tokens;
 use crate::upstream::{Cluster, RouteTable};
 
 #[derive(Debug, thiserror::Error)]
@@ -99,8 +100,14 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), AppError> {
     let idp = IdentityProvider::from_config(&config)
         .map_err(AppError::Oidc)?
         .map(Arc::new);
+    let tokens = Arc::new(Tokens::new(
+        &config.tokens,
+        sessions.clone(),
+        idp.clone(),
+        metrics.tokens.clone(),
+    ));
     let bff = Arc::new(Bff::new(&config, sessions, idp.clone()));
-    let gateway = Gateway::new(&config, routes, metrics.clone(), bff);
+    let gateway = Gateway::new(&config, routes, metrics.clone(), bff, tokens);
     let mut server_options = HttpServerOptions::default();
     server_options.keepalive_request_limit = Some(config.pingora.keepalive_request_limit);
     let mut proxy = ProxyServiceBuilder::new(&server.configuration, gateway)

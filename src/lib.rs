@@ -17,4 +17,5 @@ pub mod oidc;
 pub mod proxy;
 pub mod session;
 pub mod telemetry;
+pub mod token;
 pub mod upstream;

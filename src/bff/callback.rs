@@ -94,6 +94,7 @@ pub async fn finish(
         id_token: tokens.id_token,
         access_expires_at: tokens.access_expires_at,
         claims: tokens.claims,
+        resource_tokens: Default::default(),
     };
     let id = match bff.sessions.create(sub, sid, &data).await {
         Ok(id) => id,

@@ -23,6 +23,20 @@ pub struct Metrics {
     connect_errors: IntCounterVec,
     upstream_healthy: IntGaugeVec,
     ready: IntGauge,
+    pub tokens: TokenMetrics,
+}
+
+/// Token refresh and client-credentials metrics (`outcome` is a fixed set of words).
+#[derive(Clone)]
+pub struct TokenMetrics {
+    /// `outcome`: refreshed, fatal (session ended), unavailable (IdP error, session kept),
+    /// stale (a newer token set was already stored).
+    pub refreshes: IntCounterVec,
+    pub refresh_duration: Histogram,
+    /// Times a request found the session's refresh lock held and waited for the holder.
+    pub lock_waits: IntCounter,
+    /// `outcome`: fetched, failed.
+    pub client_fetches: IntCounterVec,
 }
 
 impl Metrics {
@@ -66,6 +80,37 @@ impl Metrics {
             &["version"],
         )?;
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        let tokens = TokenMetrics {
+            refreshes: IntCounterVec::new(
+                Opts::new(
+                    "token_refreshes_total",
+                    "Refresh-token grants sent to the IdP, by outcome.",
+                ),
+                &["outcome"],
+            )?,
+            refresh_duration: Histogram::with_opts(
+                HistogramOpts::new(
+                    "token_refresh_duration_seconds",
+                    "Time of each refresh-token grant at the IdP.",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            )?,
+            lock_waits: IntCounter::new(
+                "token_refresh_lock_waits_total",
+                "Requests that waited for another request's (or replica's) refresh of the same session.",
+            )?,
+            client_fetches: IntCounterVec::new(
+                Opts::new(
+                    "client_token_fetches_total",
+                    "Client-credentials tokens fetched from the IdP, by outcome.",
+                ),
+                &["outcome"],
+            )?,
+        };
+        registry.register(Box::new(tokens.refreshes.clone()))?;
+        registry.register(Box::new(tokens.refresh_duration.clone()))?;
+        registry.register(Box::new(tokens.lock_waits.clone()))?;
+        registry.register(Box::new(tokens.client_fetches.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(connect_errors.clone()))?;
@@ -79,6 +124,7 @@ impl Metrics {
             connect_errors,
             upstream_healthy,
             ready,
+            tokens,
         })
     }
 

@@ -6,4 +6,4 @@ pub mod discovery;
 pub mod provider;
 
 pub use self::discovery::{DiscoveryService, IdentityProvider};
-pub use self::provider::{IdTokenError, LoginTokens, Provider, TokenError};
+pub use self::provider::{GrantedToken, IdTokenError, LoginTokens, Provider, TokenError};

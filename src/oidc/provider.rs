@@ -16,7 +16,7 @@ use openidconnect::{
     AdditionalProviderMetadata, AuthType, AuthorizationCode, ClaimsVerificationError, ClientId,
     ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, Nonce,
     OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadata, RedirectUrl,
-    RequestTokenError, Scope, SignatureVerificationError, TokenResponse,
+    RefreshToken, RequestTokenError, Scope, SignatureVerificationError, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 
@@ -110,6 +110,15 @@ impl TokenError {
             "invalid_grant" | "invalid_client" | "unauthorized_client" | "unsupported_grant_type" | "invalid_scope"
         ))
     }
+}
+
+/// A token endpoint answer for a refresh or client-credentials grant.
+pub struct GrantedToken {
+    pub access_token: String,
+    /// Unix seconds; `None` when the IdP did not say.
+    pub expires_at: Option<u64>,
+    /// The rotated refresh token, when the IdP rotates.
+    pub refresh_token: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -244,6 +253,62 @@ impl Provider {
         request.request_async(http).await.map_err(classify)
     }
 
+    /// The refresh-token grant (RFC 6749 §6), optionally for another API (RFC 8707 `resource`).
+    pub async fn refresh(
+        &self,
+        http: &openidconnect::reqwest::Client,
+        refresh_token: &str,
+        resource: Option<&str>,
+        scopes: &[String],
+    ) -> Result<GrantedToken, TokenError> {
+        let refresh_token = RefreshToken::new(refresh_token.to_string());
+        let mut request = self
+            .client
+            .exchange_refresh_token(&refresh_token)
+            .map_err(|e| TokenError::Unavailable(e.to_string()))?;
+        for scope in scopes {
+            request = request.add_scope(Scope::new(scope.clone()));
+        }
+        if let Some(resource) = resource {
+            request = request.add_extra_param("resource", resource);
+        }
+        let assertion = self.client_assertion()?;
+        if let Some(assertion) = &assertion {
+            request = request
+                .add_extra_param("client_assertion_type", super::assertion::ASSERTION_TYPE)
+                .add_extra_param("client_assertion", assertion.as_str());
+        }
+        let response = request.request_async(http).await.map_err(classify)?;
+        Ok(granted(&response))
+    }
+
+    /// The client-credentials grant: a token of the gateway itself.
+    pub async fn client_credentials(
+        &self,
+        http: &openidconnect::reqwest::Client,
+        resource: Option<&str>,
+        scopes: &[String],
+    ) -> Result<GrantedToken, TokenError> {
+        let mut request = self
+            .client
+            .exchange_client_credentials()
+            .map_err(|e| TokenError::Unavailable(e.to_string()))?;
+        for scope in scopes {
+            request = request.add_scope(Scope::new(scope.clone()));
+        }
+        if let Some(resource) = resource {
+            request = request.add_extra_param("resource", resource);
+        }
+        let assertion = self.client_assertion()?;
+        if let Some(assertion) = &assertion {
+            request = request
+                .add_extra_param("client_assertion_type", super::assertion::ASSERTION_TYPE)
+                .add_extra_param("client_assertion", assertion.as_str());
+        }
+        let response = request.request_async(http).await.map_err(classify)?;
+        Ok(granted(&response))
+    }
+
     fn client_assertion(&self) -> Result<Option<String>, TokenError> {
         let (Some(signer), Some(audience)) = (&self.settings.assertion, self.token_endpoint())
         else {
@@ -287,6 +352,14 @@ impl Provider {
             access_expires_at: response.expires_in().map(|d| now() + d.as_secs()),
             claims,
         })
+    }
+}
+
+fn granted(response: &CoreTokenResponse) -> GrantedToken {
+    GrantedToken {
+        access_token: response.access_token().secret().clone(),
+        expires_at: response.expires_in().map(|d| now() + d.as_secs()),
+        refresh_token: response.refresh_token().map(|t| t.secret().clone()),
     }
 }
 

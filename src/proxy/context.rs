@@ -22,6 +22,9 @@ pub struct RequestCtx {
     /// The address last tried, so a retry after a failed connect goes elsewhere.
     pub backend: Option<Backend>,
     pub connect_attempts: u8,
+    /// What the upstream gets as `Authorization` on a token route (decided in
+    /// `request_filter`, set in `upstream_request_filter`).
+    pub authorization: Option<http::HeaderValue>,
     /// Set when a phase decided the answer; `fail_to_proxy` renders it.
     pub error: Option<GatewayError>,
 }
@@ -36,6 +39,7 @@ impl Default for RequestCtx {
             destination: None,
             backend: None,
             connect_attempts: 0,
+            authorization: None,
             error: None,
         }
     }

@@ -4,11 +4,12 @@
 //! early_request_filter   keepalive, request id
 //! request_filter         BFF endpoints (/bff/login, /signin-oidc, /bff/user) answer here;
 //!                        otherwise route (reject ambiguous paths, 404 when nothing matches),
-//!                        anti-forgery on protected routes (401/403)
+//!                        anti-forgery on protected routes (401/403), then the route's token:
+//!                        session lookup, refresh when near expiry (401/503)
 //! upstream_peer          healthy destination of the route's cluster (503 when none)
 //! fail_to_connect        try another destination
 //! upstream_request_filter  path rewrite, Host, X-Forwarded-*, X-Request-Id, session cookies
-//!                        removed
+//!                        removed, Authorization replaced on token routes
 //! response_filter        strip hop-by-hop headers, X-Request-Id back to the client
 //! fail_to_proxy          problem+json or a page (rescue.rs)
 //! logging                access log and metrics
@@ -35,9 +36,10 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
 
 use crate::bff::{Bff, Endpoint};
-use crate::config::{AntiForgeryConfig, Cidr, Config, Origin};
+use crate::config::{AntiForgeryConfig, Cidr, Config, Origin, TokenPolicy};
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, RouteMetrics};
+use crate::token::Tokens;
 use crate::upstream::RouteTable;
 
 pub use self::context::RequestCtx;
@@ -55,13 +57,21 @@ pub struct Gateway {
     /// Counts requests that matched no route.
     unrouted: RouteMetrics,
     bff: Arc<Bff>,
+    tokens: Arc<Tokens>,
     /// One per [`Endpoint`], in `Endpoint::ALL` order.
     endpoint_metrics: Vec<RouteMetrics>,
 }
 
 impl Gateway {
-    pub fn new(config: &Config, routes: RouteTable, metrics: Arc<Metrics>, bff: Arc<Bff>) -> Self {
+    pub fn new(
+        config: &Config,
+        routes: RouteTable,
+        metrics: Arc<Metrics>,
+        bff: Arc<Bff>,
+        tokens: Arc<Tokens>,
+    ) -> Self {
         Gateway {
+            tokens,
             endpoint_metrics: Endpoint::ALL
                 .iter()
                 .map(|e| metrics.route(e.name(), "-"))
@@ -92,6 +102,23 @@ impl Gateway {
         if protected {
             self.check_anti_forgery(session)?;
         }
+        Ok(())
+    }
+
+    /// Token injection, first half: decide the route's `Authorization` (session lookup and
+    /// refresh happen here, where a failure can still be answered with 401/503).
+    async fn authorize(
+        &self,
+        session: &HttpSession,
+        ctx: &mut RequestCtx,
+    ) -> Result<(), GatewayError> {
+        let Some(route) = &ctx.route else {
+            return Ok(());
+        };
+        ctx.authorization = self
+            .tokens
+            .authorization(route, &session.req_header().headers)
+            .await?;
         Ok(())
     }
 
@@ -158,7 +185,11 @@ impl ProxyHttp for Gateway {
             self.serve_endpoint(endpoint, session, ctx).await?;
             return Ok(true);
         }
-        match self.admit(session, ctx) {
+        let admitted = match self.admit(session, ctx) {
+            Ok(()) => self.authorize(session, ctx).await,
+            Err(e) => Err(e),
+        };
+        match admitted {
             Ok(()) => Ok(false),
             Err(err) => {
                 respond::error(session, ctx, &err).await?;
@@ -209,6 +240,13 @@ impl ProxyHttp for Gateway {
                             "rewritten path is not a URI",
                         );
                     }
+                }
+            }
+            // Token injection, second half: the browser never chooses the upstream's credentials.
+            if route.token != TokenPolicy::None {
+                req.remove_header(&http::header::AUTHORIZATION);
+                if let Some(value) = ctx.authorization.clone() {
+                    req.insert_header(http::header::AUTHORIZATION, value)?;
                 }
             }
             if !route.cluster.config.preserve_host {

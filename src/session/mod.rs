@@ -16,5 +16,5 @@ pub mod store;
 
 pub use self::id::SessionId;
 pub use self::seal::{KeyRing, SealError};
-pub use self::sessions::{Current, SessionData, Sessions};
+pub use self::sessions::{Current, ResourceToken, SessionData, Sessions};
 pub use self::store::{Replaced, Store, StoreError, StoredSession};

@@ -1,6 +1,7 @@
 //! The session lifecycle on top of a store: create at login, find (and slide) on requests,
 //! end at logout. Token material is sealed here, so no store ever holds it in the clear.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -8,11 +9,11 @@ use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
 use super::service::SessionStore;
-use super::{cookie, KeyRing, SessionId, Store, StoreError, StoredSession};
+use super::{cookie, KeyRing, Replaced, SessionId, Store, StoreError, StoredSession};
 use crate::config::SessionConfig;
 
 /// What the seal protects: the tokens and the claims they came with.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct SessionData {
     pub access_token: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -23,6 +24,16 @@ pub struct SessionData {
     pub access_expires_at: Option<u64>,
     /// The ID token's claims, for `/bff/user`.
     pub claims: serde_json::Map<String, serde_json::Value>,
+    /// Tokens for other APIs (RFC 8707 resources), by resource.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resource_tokens: BTreeMap<String, ResourceToken>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ResourceToken {
+    pub access_token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
 }
 
 /// The session of the current request.
@@ -95,9 +106,14 @@ impl Sessions {
         headers: &HeaderMap,
         slide: bool,
     ) -> Result<Option<Current>, StoreError> {
-        let Some(id) = self.id_in(headers) else {
-            return Ok(None);
-        };
+        match self.id_in(headers) {
+            Some(id) => self.load(id, slide).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The live session with this id (see [`find`](Self::find)).
+    pub async fn load(&self, id: SessionId, slide: bool) -> Result<Option<Current>, StoreError> {
         let store = self.store()?;
         let record = if slide {
             store.get_and_touch(&id, self.idle).await?
@@ -164,6 +180,23 @@ impl Sessions {
         self.keys
             .seal(&plain, id.as_str().as_bytes())
             .map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    /// Stores new session data (refreshed tokens) over the version `current` was read at.
+    /// `Stale` means another writer was first: the caller re-reads instead of overwriting.
+    pub async fn update(
+        &self,
+        current: &Current,
+        data: &SessionData,
+    ) -> Result<Replaced, StoreError> {
+        let record = StoredSession {
+            version: current.record.version + 1,
+            sealed: self.seal(&current.id, data)?,
+            ..current.record.clone()
+        };
+        self.store()?
+            .replace(&current.id, &record, current.record.version)
+            .await
     }
 
     pub async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {

@@ -107,6 +107,23 @@ provider.proxy = false;
 // Failures inside the OP would otherwise only show as "server_error" to the test.
 provider.on("server_error", (_ctx, err) => console.error("op server_error:", err));
 
-server.on("request", provider.callback());
+// What tests count: grants issued and refused, by grant type / error (GET /test/grants).
+const grants = { issued: {}, refused: {} };
+provider.on("grant.success", (ctx) => {
+  const type = ctx.oidc.params.grant_type;
+  grants.issued[type] = (grants.issued[type] ?? 0) + 1;
+});
+provider.on("grant.error", (ctx, err) => {
+  const key = `${ctx.oidc.params?.grant_type}:${err.error}`;
+  grants.refused[key] = (grants.refused[key] ?? 0) + 1;
+});
+const callback = provider.callback();
+server.on("request", (req, res) => {
+  if (req.url === "/test/grants") {
+    res.writeHead(200, { "content-type": "application/json" });
+    return res.end(JSON.stringify(grants));
+  }
+  return callback(req, res);
+});
 console.log(JSON.stringify({ issuer }));
 for (const sig of ["SIGTERM", "SIGINT"]) process.on(sig, () => server.close(() => process.exit(0)));

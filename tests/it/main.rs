@@ -19,3 +19,4 @@ mod session_store;
 mod shutdown;
 mod streaming;
 mod tls;
+mod tokens;

@@ -49,6 +49,27 @@ impl Idp {
     }
 }
 
+impl Idp {
+    /// Grants the OP issued and refused so far: `{"issued": {"refresh_token": 1, ...},
+    /// "refused": {"refresh_token:invalid_grant": 1}}`.
+    pub async fn grants(&self) -> serde_json::Value {
+        super::client()
+            .get(format!("{}/test/grants", self.issuer))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Stops the OP now (an outage); its port stays known through `issuer`.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Idp {
     fn drop(&mut self) {
         let _ = self.child.kill();

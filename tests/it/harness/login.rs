@@ -34,7 +34,10 @@ pub fn gateway_config(
         ))
         .cluster("spa", &[spa.url()], "")
         .cluster("api", &[api.url()], "")
-        .route("/api/", "api", "anti_forgery = true")
+        .route("/api/", "api", "token = \"user\"")
+        .route("/public-api/", "api", "token = \"user-or-none\"")
+        .route("/machine/", "api", "token = \"client\"")
+        .route("/either/", "api", "token = \"user-or-client\"")
         .route("/", "spa", "")
 }
 
@@ -45,8 +48,13 @@ pub async fn start(extra: &str) -> Stack {
 
 /// Like [`start`], with `PORTCULLIS__*` variables (for keys of `[oidc]`, which is generated).
 pub async fn start_with(extra: &str, env: &[(&str, &str)]) -> Stack {
+    start_with_op(extra, env, &[]).await
+}
+
+/// Like [`start_with`], with settings for the OP too (`OP_ACCESS_TOKEN_TTL`, ...).
+pub async fn start_with_op(extra: &str, env: &[(&str, &str)], op_env: &[(&str, &str)]) -> Stack {
     let port = free_port();
-    let idp = start_idp(&[port]);
+    let idp = start_idp_with(&[port], op_env);
     let spa = Upstream::start("spa").await;
     let api = Upstream::start("api").await;
     let mut cfg = gateway_config(port, port, &idp.issuer, &spa, &api).toml(extra);
@@ -60,7 +68,8 @@ pub async fn start_with(extra: &str, env: &[(&str, &str)]) -> Stack {
 
 /// The test OP, with the gateway's redirect URIs on these ports (and back-channel logout
 /// registered, which is what makes it put `sid` in ID tokens).
-pub fn start_idp(ports: &[u16]) -> Idp {
+/// (More OP settings in `op_env`.)
+pub fn start_idp_with(ports: &[u16], op_env: &[(&str, &str)]) -> Idp {
     let redirects: Vec<String> = ports
         .iter()
         .map(|p| format!("http://127.0.0.1:{p}/signin-oidc"))
@@ -71,13 +80,12 @@ pub fn start_idp(ports: &[u16]) -> Idp {
         .map(|p| format!("http://127.0.0.1:{p}/signout-callback-oidc"))
         .collect::<Vec<_>>()
         .join(",");
-    Idp::start(
-        &redirects,
-        &[
-            ("OP_BACKCHANNEL_URI", &backchannel),
-            ("OP_POST_LOGOUT_URIS", &post_logout),
-        ],
-    )
+    let mut env = vec![
+        ("OP_BACKCHANNEL_URI", backchannel.as_str()),
+        ("OP_POST_LOGOUT_URIS", post_logout.as_str()),
+    ];
+    env.extend_from_slice(op_env);
+    Idp::start(&redirects, &env)
 }
 
 /// Waits for `/readyz`: discovery done and the session store connected.

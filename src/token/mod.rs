@@ -1,0 +1,141 @@
+//! Token injection: which access token a route's upstream gets, kept fresh.
+//!
+//! ```text
+//! route.token   session?   ->  Authorization
+//! none          -          ->  (the browser's is dropped only on token routes)
+//! user          yes / no   ->  the user's token / 401
+//! user-or-none  yes / no   ->  the user's token / nothing
+//! user-or-client yes / no  ->  the user's token / the gateway's client token
+//! client        -          ->  the gateway's client-credentials token
+//! ```
+//!
+//! The user's token is refreshed before it expires (`refresh.rs`: one refresh per session across
+//! every replica); client tokens are cached and fetched one at a time (`client.rs`).
+
+mod client;
+mod refresh;
+
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderValue};
+
+use crate::config::{TokenPolicy, TokensConfig};
+use crate::error::GatewayError;
+use crate::metrics::TokenMetrics;
+use crate::oidc::IdentityProvider;
+use crate::session::sessions::unix_now;
+use crate::session::{Current, Sessions};
+use crate::upstream::Route;
+
+pub use self::refresh::RefreshError;
+
+pub struct Tokens {
+    sessions: Arc<Sessions>,
+    idp: Option<Arc<IdentityProvider>>,
+    refresh: refresh::Refresher,
+    client: client::ClientTokens,
+    skew: u64,
+}
+
+impl Tokens {
+    pub fn new(
+        config: &TokensConfig,
+        sessions: Arc<Sessions>,
+        idp: Option<Arc<IdentityProvider>>,
+        metrics: TokenMetrics,
+    ) -> Tokens {
+        Tokens {
+            refresh: refresh::Refresher::new(config, sessions.clone(), metrics.clone()),
+            client: client::ClientTokens::new(config.refresh_skew, metrics),
+            sessions,
+            idp,
+            skew: config.refresh_skew.as_secs(),
+        }
+    }
+
+    /// The `Authorization` value for this request on `route`, or `None` to send none.
+    pub async fn authorization(
+        &self,
+        route: &Route,
+        headers: &HeaderMap,
+    ) -> Result<Option<HeaderValue>, GatewayError> {
+        if route.token == TokenPolicy::None {
+            return Ok(None);
+        }
+        let Some(idp) = &self.idp else {
+            return Err(GatewayError::Internal);
+        };
+        if route.token.wants_user() {
+            let current = self.sessions.find(headers, true).await.map_err(|e| {
+                tracing::warn!(error = %e, "cannot read the session");
+                GatewayError::SessionStoreUnavailable
+            })?;
+            if let Some(current) = current {
+                return self.user_token(idp, current, route).await.map(Some);
+            }
+        }
+        match route.token {
+            TokenPolicy::User => Err(GatewayError::Unauthenticated),
+            TokenPolicy::UserOrNone | TokenPolicy::None => Ok(None),
+            TokenPolicy::Client | TokenPolicy::UserOrClient => self
+                .client
+                .get(idp, route.resource.as_deref(), &route.scopes)
+                .await
+                .map(Some),
+        }
+    }
+
+    async fn user_token(
+        &self,
+        idp: &IdentityProvider,
+        current: Current,
+        route: &Route,
+    ) -> Result<HeaderValue, GatewayError> {
+        let resource = route.resource.as_deref();
+        if let Some(token) = fresh_token(&current, resource, self.skew) {
+            return bearer(token);
+        }
+        match self
+            .refresh
+            .refresh(idp, current.id, resource, &route.scopes)
+            .await
+        {
+            Ok(token) => bearer(&token),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// The session's token for `resource` if it is not about to expire. A token without a known
+/// expiry is used as is: the API will answer 401 when it is not valid any more.
+pub(crate) fn fresh_token<'c>(
+    current: &'c Current,
+    resource: Option<&str>,
+    skew: u64,
+) -> Option<&'c str> {
+    let (token, expires_at) = match resource {
+        None => (
+            current.data.access_token.as_str(),
+            current.data.access_expires_at,
+        ),
+        Some(r) => {
+            let t = current.data.resource_tokens.get(r)?;
+            (t.access_token.as_str(), t.expires_at)
+        }
+    };
+    match expires_at {
+        Some(at) if at <= unix_now() + skew => None,
+        _ => Some(token),
+    }
+}
+
+fn bearer(token: &str) -> Result<HeaderValue, GatewayError> {
+    let mut value = String::with_capacity(7 + token.len());
+    value.push_str("Bearer ");
+    value.push_str(token);
+    let mut header =
+        HeaderValue::from_str(&value).map_err(|_| GatewayError::IdentityProviderFailed)?;
+    // Never printed by `Debug` (error lines, traces).
+    header.set_sensitive(true);
+    Ok(header)
+}

@@ -1,0 +1,207 @@
+//! Token injection and refresh on the hot path: what the API upstream receives, per route
+//! policy, and refresh under expiry, IdP outages and concurrency across replicas.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde_json::Value;
+
+use crate::harness::idp::{Idp, CLIENT_ID};
+use crate::harness::login::{self, Stack};
+use crate::harness::{Gateway, UserAgent};
+
+const COOKIE: &str = "__Host-portcullis";
+
+fn jwt_claims(jwt: &str) -> Value {
+    let payload = jwt.split('.').nth(1).expect("a JWT");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// What the API upstream saw of a call: its `Authorization` (if any) and `Cookie` headers.
+struct Seen {
+    status: u16,
+    authorization: Option<String>,
+    cookie: Option<String>,
+}
+
+impl Seen {
+    fn token(&self) -> &str {
+        self.authorization
+            .as_deref()
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .unwrap_or_else(|| panic!("no bearer token upstream: {:?}", self.authorization))
+    }
+}
+
+async fn call(ua: &mut UserAgent, gw: &Gateway, path: &str, extra: &[(&str, &str)]) -> Seen {
+    let mut headers = vec![("x-csrf", "1")];
+    headers.extend_from_slice(extra);
+    let page = ua.get(&gw.url(path), &headers).await;
+    let echoed: Value = serde_json::from_str(&page.body).unwrap_or(Value::Null);
+    let header = |name: &str| echoed["headers"][name][0].as_str().map(String::from);
+    Seen {
+        status: page.status,
+        authorization: header("authorization"),
+        cookie: header("cookie"),
+    }
+}
+
+#[tokio::test]
+async fn each_route_policy_gives_the_api_the_right_token_and_never_the_browsers() {
+    let stack = login::start("").await;
+    let (gw, api) = (&stack.gw, &stack.api);
+    let mut ua = UserAgent::new();
+
+    // Anonymous on a user route: 401 problem+json for the SPA to act on, not a redirect.
+    let anonymous = ua.get(&gw.url("/api/orders"), &[("x-csrf", "1")]).await;
+    assert_eq!(anonymous.status, 401, "{}", anonymous.body);
+    assert_eq!(
+        anonymous.headers["content-type"],
+        "application/problem+json"
+    );
+    assert!(anonymous.headers.get("location").is_none());
+    // Token routes are anti-forgery protected by default.
+    let forged = ua.get(&gw.url("/api/orders"), &[]).await;
+    assert_eq!(forged.status, 401);
+    assert_eq!(api.hits(), 0, "refused calls never reach the API");
+
+    // user-or-none without a session: forwarded with no token, and not the browser's either.
+    let seen = call(
+        &mut ua,
+        gw,
+        "/public-api/x",
+        &[("authorization", "Bearer forged")],
+    )
+    .await;
+    assert_eq!((seen.status, seen.authorization), (200, None));
+
+    // client: the gateway's own token, cached across calls.
+    let first = call(
+        &mut ua,
+        gw,
+        "/machine/x",
+        &[("authorization", "Bearer forged")],
+    )
+    .await;
+    let second = call(&mut ua, gw, "/machine/y", &[]).await;
+    assert_eq!(first.status, 200);
+    let machine = jwt_claims(first.token());
+    assert_eq!(machine["client_id"], CLIENT_ID, "{machine}");
+    assert_eq!(machine["aud"], "api");
+    assert_eq!(first.token(), second.token(), "the client token is cached");
+    // user-or-client without a session: the client token.
+    let either = call(&mut ua, gw, "/either/x", &[]).await;
+    assert_eq!(either.token(), first.token());
+
+    // Signed in: the user's token on every user route; the browser's Authorization and the
+    // session cookie never reach the API, the SPA's other cookies do.
+    assert_eq!(login::login(&mut ua, gw, "/", "alice").await.status, 302);
+    ua.jar.insert("theme".into(), "dark".into());
+    for path in ["/api/orders", "/public-api/x", "/either/x"] {
+        let seen = call(&mut ua, gw, path, &[("authorization", "Bearer forged")]).await;
+        assert_eq!(seen.status, 200, "{path}");
+        let claims = jwt_claims(seen.token());
+        assert_eq!(claims["sub"], "alice", "{path}: {claims}");
+        assert_eq!(claims["aud"], "api", "{path}");
+        assert!(claims["exp"].as_u64().unwrap() > now());
+        let cookie = seen.cookie.unwrap_or_default();
+        assert!(!cookie.contains(COOKIE), "{path}: {cookie}");
+        assert!(cookie.contains("theme=dark"), "{path}: {cookie}");
+    }
+    // The client route stays the gateway's, session or not.
+    let machine = call(&mut ua, gw, "/machine/x", &[]).await;
+    assert_eq!(jwt_claims(machine.token())["client_id"], CLIENT_ID);
+
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains("portcullis_client_token_fetches_total{outcome=\"fetched\"} 1"),
+        "one client-credentials fetch for all those calls:\n{metrics}"
+    );
+    let log = gw.log();
+    assert!(!log.contains(first.token()), "a token reached the log");
+}
+
+/// Logs in and returns the token the API got on the first call.
+async fn first_token(ua: &mut UserAgent, gw: &Gateway, user: &str) -> String {
+    assert_eq!(login::login(ua, gw, "/", user).await.status, 302);
+    let seen = call(ua, gw, "/api/first", &[]).await;
+    assert_eq!(seen.status, 200);
+    seen.token().to_string()
+}
+
+const SHORT_TOKENS: &str = "[tokens]\nrefresh_skew = \"1s\"\nrefresh_lock_lease = \"2s\"\n";
+
+#[tokio::test]
+async fn tokens_near_expiry_are_refreshed_and_an_idp_outage_is_not_a_logout() {
+    let mut stack: Stack =
+        login::start_with_op(SHORT_TOKENS, &[], &[("OP_ACCESS_TOKEN_TTL", "3")]).await;
+    let gw = &stack.gw;
+    let mut ua = UserAgent::new();
+    let t1 = first_token(&mut ua, gw, "bob").await;
+
+    // After the token's lifetime, the next call carries a fresh one.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let seen = call(&mut ua, gw, "/api/second", &[]).await;
+    assert_eq!(seen.status, 200);
+    let t2 = seen.token().to_string();
+    assert_ne!(t1, t2, "the expired token was forwarded");
+    let claims = jwt_claims(&t2);
+    assert!(claims["exp"].as_u64().unwrap() > now(), "{claims}");
+    assert_eq!(claims["sub"], "bob");
+    assert_eq!(stack.idp.grants().await["issued"]["refresh_token"], 1);
+    // A fresh token is reused, not refreshed again.
+    assert_eq!(call(&mut ua, gw, "/api/third", &[]).await.token(), t2);
+
+    // The IdP goes away while the token expires: 503, and the session survives.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let op_port: u16 = stack
+        .idp
+        .issuer
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    stack.idp.kill();
+    let outage = ua.get(&gw.url("/api/x"), &[("x-csrf", "1")]).await;
+    assert_eq!(outage.status, 503, "{}", outage.body);
+    assert_eq!(
+        login::user(&mut ua, gw).await.status,
+        200,
+        "the session must survive"
+    );
+
+    // An OP that forgot the grant (restarted without storage) refuses the refresh token with
+    // invalid_grant: that ends the session.
+    stack.idp = Idp::start(
+        &[format!("http://127.0.0.1:{}/signin-oidc", gw.port)],
+        &[
+            ("OP_PORT", &op_port.to_string()),
+            ("OP_ACCESS_TOKEN_TTL", "3"),
+        ],
+    );
+    let refused = ua.get(&gw.url("/api/x"), &[("x-csrf", "1")]).await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert_eq!(
+        login::user(&mut ua, gw).await.status,
+        401,
+        "the session ended"
+    );
+    let metrics = gw.metrics().await;
+    for outcome in ["refreshed", "unavailable", "fatal"] {
+        assert!(
+            metrics.contains(&format!(
+                "portcullis_token_refreshes_total{{outcome=\"{outcome}\"}} 1"
+            )),
+            "{outcome}:\n{metrics}"
+        );
+    }
+}
