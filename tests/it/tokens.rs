@@ -205,3 +205,84 @@ async fn tokens_near_expiry_are_refreshed_and_an_idp_outage_is_not_a_logout() {
         );
     }
 }
+
+#[tokio::test]
+async fn fifty_concurrent_calls_on_two_replicas_at_expiry_refresh_exactly_once() {
+    use crate::harness::redis::RedisCluster;
+    let cluster = RedisCluster::start();
+    let nodes = cluster
+        .seeds()
+        .iter()
+        .map(|(h, p)| format!("\"{h}:{p}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let shared = format!(
+        "{SHORT_TOKENS}[session]\nstore = \"redis\"\nencryption_keys = [\"q0S8pJlY0E9o1cJc3m2m4G7mQ3cGmZq1v7bS0lJcR2U=\"]\n\
+         [redis]\ncluster_nodes = [{nodes}]\n"
+    );
+    let stack = login::start_with_op(&shared, &[], &[("OP_ACCESS_TOKEN_TTL", "4")]).await;
+    let a = &stack.gw;
+    let b = login::gateway_config(
+        crate::harness::free_port(),
+        a.port,
+        &stack.idp.issuer,
+        &stack.spa,
+        &stack.api,
+    )
+    .toml(&shared)
+    .start()
+    .await;
+    login::wait_ready(&b).await;
+
+    let mut ua = UserAgent::new();
+    let t1 = first_token(&mut ua, a, "carol").await;
+    let cookie = format!("{COOKIE}={}", ua.cookie(COOKIE).unwrap());
+    // Wait until the token is inside the refresh skew: every call below needs a refresh.
+    let expires = jwt_claims(&t1)["exp"].as_u64().unwrap();
+    while now() + 1 < expires {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let calls = (0..50).map(|i| {
+        let url = if i % 2 == 0 { a.url("/api/burst") } else { b.url("/api/burst") };
+        let cookie = cookie.clone();
+        async move {
+            let r = crate::harness::client()
+                .get(url)
+                .header("cookie", cookie)
+                .header("x-csrf", "1")
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            let token = body["headers"]["authorization"][0]
+                .as_str()
+                .and_then(|a| a.strip_prefix("Bearer "))
+                .map(String::from);
+            (status, token, now())
+        }
+    });
+    let results = futures_util::future::join_all(calls).await;
+    let statuses: Vec<u16> = results.iter().map(|r| r.0).collect();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let mut distinct = std::collections::BTreeSet::new();
+    for (_, token, seen_at) in &results {
+        let token = token.as_deref().expect("every call carried a token");
+        let claims = jwt_claims(token);
+        assert_eq!(claims["sub"], "carol");
+        assert_eq!(claims["aud"], "api");
+        assert!(claims["exp"].as_u64().unwrap() > *seen_at, "an expired token was forwarded");
+        distinct.insert(token.to_string());
+    }
+    assert!(!distinct.contains(&t1), "the expiring token was forwarded");
+    assert_eq!(distinct.len(), 1, "every call got the one refreshed token");
+
+    let grants = stack.idp.grants().await;
+    assert_eq!(grants["issued"]["refresh_token"], 1, "{grants}");
+    assert_eq!(grants["refused"], serde_json::json!({}), "{grants}");
+    // The session is intact on both replicas.
+    for gw in [a, &b] {
+        assert_eq!(login::user(&mut ua, gw).await.status, 200);
+    }
+}
