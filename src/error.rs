@@ -60,6 +60,8 @@ pub enum GatewayError {
     IdentityProviderFailed,
     /// The session store cannot be reached; the session (if any) is kept.
     SessionStoreUnavailable,
+    /// The IdP refused a token for this route's API (its resource or scopes) to this session.
+    TokenNotGranted,
     /// A bug or resource problem inside the gateway.
     Internal,
 }
@@ -75,6 +77,7 @@ impl GatewayError {
                 503
             }
             GatewayError::IdentityProviderFailed => 502,
+            GatewayError::TokenNotGranted => 403,
             GatewayError::CrossSiteRequest | GatewayError::ForeignOrigin => 403,
             GatewayError::AmbiguousPath | GatewayError::BadRewrite | GatewayError::BadRequest => {
                 400
@@ -107,6 +110,7 @@ impl GatewayError {
             GatewayError::IdentityProviderUnavailable => "identity-provider-unavailable",
             GatewayError::IdentityProviderFailed => "identity-provider-error",
             GatewayError::SessionStoreUnavailable => "session-store-unavailable",
+            GatewayError::TokenNotGranted => "token-not-granted",
             GatewayError::Internal => "internal",
         }
     }
@@ -134,6 +138,7 @@ impl GatewayError {
                 "Sign-in unavailable"
             }
             GatewayError::SessionStoreUnavailable => "Sessions unavailable",
+            GatewayError::TokenNotGranted => "Access not granted",
             GatewayError::Internal => "Internal error",
         }
     }
@@ -211,6 +216,9 @@ impl GatewayError {
             }
             GatewayError::SessionStoreUnavailable => {
                 "The session store cannot be reached. Try again shortly; nothing was lost.".into()
+            }
+            GatewayError::TokenNotGranted => {
+                "The identity provider does not grant access to this API for your session.".into()
             }
             GatewayError::Internal => "The gateway failed to handle this request.".into(),
         }

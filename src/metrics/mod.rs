@@ -29,8 +29,8 @@ pub struct Metrics {
 /// Token refresh and client-credentials metrics (`outcome` is a fixed set of words).
 #[derive(Clone)]
 pub struct TokenMetrics {
-    /// `outcome`: refreshed, fatal (session ended), unavailable (IdP error, session kept),
-    /// stale (a newer token set was already stored).
+    /// `outcome`: refreshed, fatal (session ended), refused (scope/resource refused, session
+    /// kept), unavailable (IdP unreachable, session kept), stale (a newer token set was stored).
     pub refreshes: IntCounterVec,
     pub refresh_duration: Histogram,
     /// Times a request found the session's refresh lock held and waited for the holder.

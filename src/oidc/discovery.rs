@@ -65,6 +65,16 @@ impl IdentityProvider {
             redirect_uri: format!("{}{}", origin.as_str(), oidc.callback_path),
             scopes: oidc.scopes.clone(),
             authorize_params: oidc.authorize_params.clone(),
+            resources: {
+                let mut r: Vec<String> = config
+                    .routes
+                    .iter()
+                    .filter_map(|r| r.resource.clone())
+                    .collect();
+                r.sort();
+                r.dedup();
+                r
+            },
         };
         let http = openidconnect::reqwest::ClientBuilder::new()
             .redirect(openidconnect::reqwest::redirect::Policy::none())

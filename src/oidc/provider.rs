@@ -68,6 +68,9 @@ pub struct ClientSettings {
     pub redirect_uri: String,
     pub scopes: Vec<String>,
     pub authorize_params: Vec<(String, String)>,
+    /// RFC 8707 resources of routes with `resource`: asked for at login, so the refresh token
+    /// can later be exchanged for tokens for each of them.
+    pub resources: Vec<String>,
 }
 
 /// What the browser is sent to, and what must be kept to finish the login.
@@ -103,12 +106,12 @@ pub enum TokenError {
 }
 
 impl TokenError {
-    /// The errors after which the refresh token (or code) will never work again.
+    /// The refresh token (or code) will never work again: `invalid_grant` (RFC 6749 §5.2:
+    /// expired, revoked, reused after rotation). Other refusals (`invalid_scope`,
+    /// `invalid_target`, `invalid_client`) are about what was asked or how the gateway is
+    /// configured, not about this session, so they do not end it.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, TokenError::Rejected { code, .. } if matches!(
-            code.as_str(),
-            "invalid_grant" | "invalid_client" | "unauthorized_client" | "unsupported_grant_type" | "invalid_scope"
-        ))
+        matches!(self, TokenError::Rejected { code, .. } if code == "invalid_grant")
     }
 }
 
@@ -212,6 +215,9 @@ impl Provider {
         }
         for (name, value) in &self.settings.authorize_params {
             request = request.add_extra_param(name.as_str(), value.as_str());
+        }
+        for resource in &self.settings.resources {
+            request = request.add_extra_param("resource", resource.as_str());
         }
         match prompt {
             Some("none") => request = request.add_prompt(CoreAuthPrompt::None),

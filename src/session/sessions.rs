@@ -24,7 +24,7 @@ pub struct SessionData {
     pub access_expires_at: Option<u64>,
     /// The ID token's claims, for `/bff/user`.
     pub claims: serde_json::Map<String, serde_json::Value>,
-    /// Tokens for other APIs (RFC 8707 resources), by resource.
+    /// Tokens for other APIs (RFC 8707 resources) or scopes, by `"<resource> <scopes>"`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub resource_tokens: BTreeMap<String, ResourceToken>,
 }

@@ -29,6 +29,28 @@ use crate::upstream::Route;
 
 pub use self::refresh::RefreshError;
 
+/// What token a route needs from the session: the login's, or one for another resource
+/// and/or other scopes (kept in the session under [`key`](Target::key)).
+#[derive(Clone, Copy)]
+pub struct Target<'a> {
+    pub resource: Option<&'a str>,
+    pub scopes: &'a [String],
+}
+
+impl Target<'_> {
+    /// `None` for the login's own token.
+    pub fn key(&self) -> Option<String> {
+        if self.resource.is_none() && self.scopes.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "{} {}",
+            self.resource.unwrap_or("-"),
+            self.scopes.join(" ")
+        ))
+    }
+}
+
 pub struct Tokens {
     sessions: Arc<Sessions>,
     idp: Option<Arc<IdentityProvider>>,
@@ -91,13 +113,17 @@ impl Tokens {
         current: Current,
         route: &Route,
     ) -> Result<HeaderValue, GatewayError> {
-        let resource = route.resource.as_deref();
-        if let Some(token) = fresh_token(&current, resource, self.skew) {
+        let target = Target {
+            resource: route.resource.as_deref(),
+            scopes: &route.scopes,
+        };
+        let key = target.key();
+        if let Some(token) = fresh_token(&current, key.as_deref(), self.skew) {
             return bearer(token);
         }
         match self
             .refresh
-            .refresh(idp, current.id, resource, &route.scopes)
+            .refresh(idp, current.id, target, key.as_deref())
             .await
         {
             Ok(token) => bearer(&token),
@@ -106,14 +132,14 @@ impl Tokens {
     }
 }
 
-/// The session's token for `resource` if it is not about to expire. A token without a known
-/// expiry is used as is: the API will answer 401 when it is not valid any more.
+/// The session's token under `key` (see [`Target::key`]) if it is not about to expire. A token
+/// without a known expiry is used as is: the API will answer 401 when it is not valid any more.
 pub(crate) fn fresh_token<'c>(
     current: &'c Current,
-    resource: Option<&str>,
+    key: Option<&str>,
     skew: u64,
 ) -> Option<&'c str> {
-    let (token, expires_at) = match resource {
+    let (token, expires_at) = match key {
         None => (
             current.data.access_token.as_str(),
             current.data.access_expires_at,

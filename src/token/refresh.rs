@@ -24,7 +24,7 @@ use crate::metrics::TokenMetrics;
 use crate::oidc::{IdentityProvider, TokenError};
 use crate::session::{Current, Replaced, ResourceToken, SessionId, Sessions, StoreError};
 
-use super::fresh_token;
+use super::{fresh_token, Target};
 
 /// How often a waiting request looks again whether the holder has finished.
 const POLL: Duration = Duration::from_millis(50);
@@ -37,6 +37,9 @@ pub enum RefreshError {
     NoRefreshToken,
     #[error("the identity provider refused the refresh token: {0}")]
     Fatal(TokenError),
+    /// The IdP refused this request (scope, resource, client settings) but not the session.
+    #[error("the identity provider refused this token request: {0}")]
+    Refused(TokenError),
     #[error("{0}")]
     Unavailable(TokenError),
     #[error("another refresh of this session did not finish in time")]
@@ -51,6 +54,7 @@ impl From<RefreshError> for GatewayError {
             RefreshError::Gone | RefreshError::NoRefreshToken | RefreshError::Fatal(_) => {
                 GatewayError::Unauthenticated
             }
+            RefreshError::Refused(_) => GatewayError::TokenNotGranted,
             RefreshError::Unavailable(_) | RefreshError::Busy => {
                 GatewayError::IdentityProviderUnavailable
             }
@@ -99,13 +103,13 @@ impl Refresher {
         flight
     }
 
-    /// A fresh access token for the session (for `resource`, or the login's audience).
+    /// A fresh access token of the session for `target`, stored under `key`.
     pub async fn refresh(
         &self,
         idp: &IdentityProvider,
         id: SessionId,
-        resource: Option<&str>,
-        scopes: &[String],
+        target: Target<'_>,
+        key: Option<&str>,
     ) -> Result<String, RefreshError> {
         let flight = self.flight(&id);
         let _local = flight.lock().await;
@@ -119,9 +123,7 @@ impl Refresher {
         let mut waited = false;
         loop {
             if store.try_lock(&id, &owner, self.lease).await? {
-                let outcome = self
-                    .refresh_locked(idp, &id, &owner, resource, scopes)
-                    .await;
+                let outcome = self.refresh_locked(idp, &id, &owner, target, key).await;
                 if let Err(e) = store.unlock(&id, &owner).await {
                     tracing::warn!(error = %e, "cannot release a refresh lock; it expires with its lease");
                 }
@@ -138,7 +140,7 @@ impl Refresher {
                 }
                 // Another request (here or on another replica) is refreshing: wait for it.
                 let current = self.load(&id).await?;
-                if let Some(token) = fresh_token(&current, resource, self.skew) {
+                if let Some(token) = fresh_token(&current, key, self.skew) {
                     return Ok(token.to_string());
                 }
             }
@@ -163,11 +165,11 @@ impl Refresher {
         idp: &IdentityProvider,
         id: &SessionId,
         owner: &str,
-        resource: Option<&str>,
-        scopes: &[String],
+        target: Target<'_>,
+        key: Option<&str>,
     ) -> Result<Option<String>, RefreshError> {
         let current = self.load(id).await?;
-        if let Some(token) = fresh_token(&current, resource, self.skew) {
+        if let Some(token) = fresh_token(&current, key, self.skew) {
             return Ok(Some(token.to_string()));
         }
         let refresh_token = current
@@ -181,7 +183,7 @@ impl Refresher {
             ))
         })?;
         let started = Instant::now();
-        let call = provider.refresh(&idp.http, &refresh_token, resource, scopes);
+        let call = provider.refresh(&idp.http, &refresh_token, target.resource, target.scopes);
         let granted = tokio::select! {
             r = call => r,
             _ = self.keep_lease(id, owner) => unreachable_lease(),
@@ -199,6 +201,11 @@ impl Refresher {
                 }
                 return Err(RefreshError::Fatal(e));
             }
+            Err(e @ TokenError::Rejected { .. }) => {
+                self.metrics.refreshes.with_label_values(&["refused"]).inc();
+                tracing::warn!(error = %e, resource = target.resource.unwrap_or("-"), "the IdP refused a token for this route; check its resource and scopes");
+                return Err(RefreshError::Refused(e));
+            }
             Err(e) => {
                 self.metrics
                     .refreshes
@@ -212,7 +219,7 @@ impl Refresher {
         if let Some(rotated) = granted.refresh_token {
             data.refresh_token = Some(rotated);
         }
-        match resource {
+        match key {
             None => {
                 data.access_token = granted.access_token.clone();
                 data.access_expires_at = granted.expires_at;

@@ -21,6 +21,8 @@ const clientId = env("OP_CLIENT_ID", "portcullis");
 const accessTtl = Number(env("OP_ACCESS_TOKEN_TTL", "300"));
 const API = "urn:portcullis:api";
 const API_SCOPES = "api:read api:write";
+// A second API with its own audience, for routes with `resource` (RFC 8707).
+const PARTNER = "urn:portcullis:partner";
 
 const server = http.createServer();
 await new Promise((ok) => server.listen(Number(env("OP_PORT", "0")), "127.0.0.1", ok));
@@ -73,6 +75,7 @@ const provider = new Provider(issuer, {
       : new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client.clientId, accountId: ctx.oidc.session.accountId });
     grant.addOIDCScope("openid profile email offline_access");
     grant.addResourceScope(API, API_SCOPES);
+    grant.addResourceScope(PARTNER, "partner:read");
     await grant.save();
     return grant;
   },
@@ -89,9 +92,9 @@ const provider = new Provider(issuer, {
       enabled: true,
       defaultResource: () => API,
       useGrantedResource: () => true,
-      getResourceServerInfo: () => ({
-        scope: API_SCOPES,
-        audience: "api",
+      getResourceServerInfo: (_ctx, resource) => ({
+        scope: resource === PARTNER ? "partner:read" : API_SCOPES,
+        audience: resource === PARTNER ? "partner" : "api",
         accessTokenTTL: accessTtl,
         accessTokenFormat: "jwt",
       }),

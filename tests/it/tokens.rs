@@ -244,7 +244,11 @@ async fn fifty_concurrent_calls_on_two_replicas_at_expiry_refresh_exactly_once()
     }
 
     let calls = (0..50).map(|i| {
-        let url = if i % 2 == 0 { a.url("/api/burst") } else { b.url("/api/burst") };
+        let url = if i % 2 == 0 {
+            a.url("/api/burst")
+        } else {
+            b.url("/api/burst")
+        };
         let cookie = cookie.clone();
         async move {
             let r = crate::harness::client()
@@ -272,7 +276,10 @@ async fn fifty_concurrent_calls_on_two_replicas_at_expiry_refresh_exactly_once()
         let claims = jwt_claims(token);
         assert_eq!(claims["sub"], "carol");
         assert_eq!(claims["aud"], "api");
-        assert!(claims["exp"].as_u64().unwrap() > *seen_at, "an expired token was forwarded");
+        assert!(
+            claims["exp"].as_u64().unwrap() > *seen_at,
+            "an expired token was forwarded"
+        );
         distinct.insert(token.to_string());
     }
     assert!(!distinct.contains(&t1), "the expiring token was forwarded");
@@ -285,4 +292,41 @@ async fn fifty_concurrent_calls_on_two_replicas_at_expiry_refresh_exactly_once()
     for gw in [a, &b] {
         assert_eq!(login::user(&mut ua, gw).await.status, 200);
     }
+}
+
+#[tokio::test]
+async fn a_route_for_another_api_gets_a_token_for_that_audience_kept_per_session() {
+    let stack = login::start("").await;
+    let gw = &stack.gw;
+    let mut ua = UserAgent::new();
+    let default_token = first_token(&mut ua, gw, "dora").await;
+    assert_eq!(jwt_claims(&default_token)["aud"], "api");
+
+    let partner = call(&mut ua, gw, "/partner/orders", &[]).await;
+    assert_eq!(partner.status, 200);
+    let claims = jwt_claims(partner.token());
+    assert_eq!(claims["aud"], "partner", "{claims}");
+    assert_eq!(claims["sub"], "dora");
+    // Kept in the session: the second call reuses it, and the default token is unchanged.
+    assert_eq!(
+        call(&mut ua, gw, "/partner/again", &[]).await.token(),
+        partner.token()
+    );
+    assert_eq!(
+        call(&mut ua, gw, "/api/again", &[]).await.token(),
+        default_token
+    );
+    assert_eq!(stack.idp.grants().await["issued"]["refresh_token"], 1);
+
+    // A scope the IdP does not grant is this route's problem, not the session's: 403, and the
+    // user stays signed in.
+    let refused = ua.get(&gw.url("/ungranted/x"), &[("x-csrf", "1")]).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused.body.contains("token-not-granted"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(login::user(&mut ua, gw).await.status, 200);
+    assert_eq!(call(&mut ua, gw, "/partner/after", &[]).await.status, 200);
 }

@@ -30,7 +30,7 @@ pub fn gateway_config(
         ))
         .toml(&format!(
             "[oidc]\nissuer = \"{issuer}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\n\
-             authorize_params = {{ audience = \"urn:test:audience\" }}\ndiscovery_refresh = \"10m\"\n"
+             authorize_params = {{ audience = \"urn:test:audience\", resource = \"urn:portcullis:api\" }}\ndiscovery_refresh = \"10m\"\n"
         ))
         .cluster("spa", &[spa.url()], "")
         .cluster("api", &[api.url()], "")
@@ -38,6 +38,16 @@ pub fn gateway_config(
         .route("/public-api/", "api", "token = \"user-or-none\"")
         .route("/machine/", "api", "token = \"client\"")
         .route("/either/", "api", "token = \"user-or-client\"")
+        .route(
+            "/partner/",
+            "api",
+            "token = \"user\"\nresource = \"urn:portcullis:partner\"",
+        )
+        .route(
+            "/ungranted/",
+            "api",
+            "token = \"user\"\nresource = \"urn:portcullis:partner\"\nscopes = [\"admin:everything\"]",
+        )
         .route("/", "spa", "")
 }
 
