@@ -15,7 +15,8 @@ pre{background:#f4f4f4;padding:1rem;overflow:auto}</style></head>
 <p id="who">Checking your session…</p>
 <p id="actions"></p>
 <p>This page was served by the SPA cluster through Portcullis. The button calls
-<code>/api/hello</code>, which Portcullis routes to the API cluster.</p>
+<code>/api/hello</code>, which Portcullis routes to the API cluster with your access token
+(401 until you log in). The page never sees the token; the API shows whose it is.</p>
 <button id="call">Call the API</button>
 <pre id="out">(no call yet)</pre>
 <script>
@@ -59,7 +60,19 @@ http
     for (const h of ["host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-request-id"]) {
       if (req.headers[h]) seen[h] = req.headers[h];
     }
+    // Portcullis put the user's access token here. A real API verifies it; the demo only shows
+    // who it is for, and never sends the token itself back to the browser.
+    let token = null;
+    const bearer = (req.headers.authorization ?? "").match(/^Bearer (.+)$/);
+    if (bearer) {
+      try {
+        const claims = JSON.parse(Buffer.from(bearer[1].split(".")[1], "base64url").toString());
+        token = { sub: claims.sub, aud: claims.aud, scope: claims.scope, expires_in: claims.exp - Math.floor(Date.now() / 1000) };
+      } catch {
+        token = "not a JWT";
+      }
+    }
     res.writeHead(200, { "content-type": "application/json" });
-    res.end(JSON.stringify({ message: "hello from the demo API", path: req.url, headers: seen }));
+    res.end(JSON.stringify({ message: "hello from the demo API", path: req.url, access_token_claims: token, headers: seen }));
   })
   .listen(apiPort, "127.0.0.1", () => console.log(`demo API on http://127.0.0.1:${apiPort}`));
