@@ -106,7 +106,10 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), AppError> {
         idp.clone(),
         metrics.tokens.clone(),
     ));
-    let bff = Arc::new(Bff::new(&config, sessions, idp.clone()));
+    let bff = Arc::new(
+        Bff::new(&config, sessions, idp.clone())
+            .with_revocation_metric(metrics.tokens.sessions_revoked.clone()),
+    );
     let gateway = Gateway::new(&config, routes, metrics.clone(), bff, tokens);
     let mut server_options = HttpServerOptions::default();
     server_options.keepalive_request_limit = Some(config.pingora.keepalive_request_limit);

@@ -69,7 +69,12 @@ pub async fn start(
         tracing::warn!(error = %e, "cannot delete the session at logout");
         return GatewayError::SessionStoreUnavailable.into();
     }
-    tracing::info!(event = "logout", "session ended by the user");
+    bff.revocations("user", 1);
+    tracing::info!(
+        event = "session_revoked",
+        by = "user",
+        "session ended by the user"
+    );
     let cookies = vec![bff.sessions.clear_cookie()];
     let Some(provider) = idp.current() else {
         return Reply::Redirect {

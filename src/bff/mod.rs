@@ -6,11 +6,13 @@
 //! GET /bff/user                      who is signed in, as claims (user.rs)
 //! GET /bff/logout?sid=..&returnUrl=  end the session, then the IdP's (logout.rs)
 //! GET /signout-callback-oidc         back from the IdP's logout (logout.rs)
+//! POST /bff/backchannel              the IdP ends sessions server to server (backchannel.rs)
 //! ```
 //!
 //! Handlers are plain async functions from the request head to a [`Reply`]; the proxy writes
 //! the reply, so they know nothing of Pingora.
 
+pub mod backchannel;
 mod callback;
 mod login;
 mod login_state;
@@ -37,15 +39,17 @@ pub enum Endpoint {
     User,
     Logout,
     SignoutCallback,
+    Backchannel,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 5] = [
+    pub const ALL: [Endpoint; 6] = [
         Endpoint::Login,
         Endpoint::Callback,
         Endpoint::User,
         Endpoint::Logout,
         Endpoint::SignoutCallback,
+        Endpoint::Backchannel,
     ];
 
     pub fn index(self) -> usize {
@@ -60,6 +64,7 @@ impl Endpoint {
             Endpoint::User => "bff:user",
             Endpoint::Logout => "bff:logout",
             Endpoint::SignoutCallback => "bff:signout_callback",
+            Endpoint::Backchannel => "bff:backchannel",
         }
     }
 
@@ -104,6 +109,8 @@ pub struct Bff {
     post_logout_path: String,
     post_logout_redirect_uri: String,
     login_timeout: Duration,
+    /// `portcullis_sessions_revoked_total{by}`.
+    revoked: Option<prometheus::IntCounterVec>,
 }
 
 impl Bff {
@@ -140,7 +147,13 @@ impl Bff {
             post_logout_path,
             post_logout_redirect_uri,
             login_timeout,
+            revoked: None,
         }
+    }
+
+    pub fn with_revocation_metric(mut self, counter: prometheus::IntCounterVec) -> Self {
+        self.revoked = Some(counter);
+        self
     }
 
     /// The endpoint at `path`, if login is configured; other paths go to the routes.
@@ -150,16 +163,23 @@ impl Bff {
             "/bff/login" => Some(Endpoint::Login),
             "/bff/user" => Some(Endpoint::User),
             "/bff/logout" => Some(Endpoint::Logout),
+            "/bff/backchannel" => Some(Endpoint::Backchannel),
             p if p == self.callback_path => Some(Endpoint::Callback),
             p if p == self.post_logout_path => Some(Endpoint::SignoutCallback),
             _ => None,
         }
     }
 
-    pub async fn handle(&self, endpoint: Endpoint, req: &Parts) -> Reply {
-        // GET only: these endpoints start logins, end sessions and set cookies, and HEAD (a
-        // link prefetcher) must not do that behind the user's back.
-        if req.method != http::Method::GET {
+    /// `body` is the request body for the one endpoint that takes one (back-channel logout).
+    pub async fn handle(&self, endpoint: Endpoint, req: &Parts, body: &[u8]) -> Reply {
+        // GET only (POST for the back channel): these endpoints start logins, end sessions and
+        // set cookies, and HEAD (a link prefetcher) must not do that behind the user's back.
+        let method = if endpoint == Endpoint::Backchannel {
+            http::Method::POST
+        } else {
+            http::Method::GET
+        };
+        if req.method != method {
             return GatewayError::MethodNotAllowed.into();
         }
         let Some(idp) = &self.idp else {
@@ -172,6 +192,14 @@ impl Bff {
             Endpoint::User => user::claims(self, &req.headers, &query).await,
             Endpoint::Logout => logout::start(self, idp, &req.headers, &query).await,
             Endpoint::SignoutCallback => logout::finish(self, &query).await,
+            Endpoint::Backchannel => backchannel::logout(self, idp, &req.headers, body).await,
+        }
+    }
+
+    /// Counts ended sessions, by what ended them.
+    fn revocations(&self, by: &str, count: u64) {
+        if let Some(m) = &self.revoked {
+            m.with_label_values(&[by]).inc_by(count);
         }
     }
 

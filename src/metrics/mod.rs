@@ -37,6 +37,9 @@ pub struct TokenMetrics {
     pub lock_waits: IntCounter,
     /// `outcome`: fetched, failed.
     pub client_fetches: IntCounterVec,
+    /// Sessions ended by something else than their timeouts, `by`: user (logout),
+    /// backchannel, admin, refresh (invalid_grant).
+    pub sessions_revoked: IntCounterVec,
 }
 
 impl Metrics {
@@ -106,7 +109,15 @@ impl Metrics {
                 ),
                 &["outcome"],
             )?,
+            sessions_revoked: IntCounterVec::new(
+                Opts::new(
+                    "sessions_revoked_total",
+                    "Sessions ended before their timeouts, by what ended them.",
+                ),
+                &["by"],
+            )?,
         };
+        registry.register(Box::new(tokens.sessions_revoked.clone()))?;
         registry.register(Box::new(tokens.refreshes.clone()))?;
         registry.register(Box::new(tokens.refresh_duration.clone()))?;
         registry.register(Box::new(tokens.lock_waits.clone()))?;

@@ -3,6 +3,7 @@
 
 pub mod assertion;
 pub mod discovery;
+pub mod logout_token;
 pub mod provider;
 
 pub use self::discovery::{DiscoveryService, IdentityProvider};

@@ -169,6 +169,10 @@ impl Provider {
         })
     }
 
+    pub fn client_id(&self) -> &str {
+        &self.settings.client_id
+    }
+
     pub fn issuer(&self) -> &str {
         self.metadata.issuer().as_str()
     }

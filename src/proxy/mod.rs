@@ -139,12 +139,23 @@ impl Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.endpoint = Some(endpoint);
+        let body = if endpoint == Endpoint::Backchannel {
+            match read_body(session, crate::bff::backchannel::MAX_BODY).await {
+                Ok(body) => body,
+                Err(e) => {
+                    ctx.error = Some(e.clone());
+                    return respond::error(session, ctx, &e).await;
+                }
+            }
+        } else {
+            bytes::Bytes::new()
+        };
         let reply = match endpoint
             .needs_anti_forgery()
             .then(|| self.check_anti_forgery(session))
         {
             Some(Err(e)) => e.into(),
-            _ => self.bff.handle(endpoint, session.req_header()).await,
+            _ => self.bff.handle(endpoint, session.req_header(), &body).await,
         };
         if let crate::bff::Reply::Error { error, .. } = &reply {
             ctx.error = Some(error.clone());
@@ -322,5 +333,24 @@ impl ProxyHttp for Gateway {
             req.uri.path(),
             ctx.request_id
         )
+    }
+}
+
+/// The request body, up to `limit` bytes (a larger one is refused, not truncated).
+async fn read_body(session: &mut HttpSession, limit: usize) -> Result<bytes::Bytes, GatewayError> {
+    let mut body = bytes::BytesMut::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > limit {
+                    return Err(GatewayError::InvalidParameter {
+                        detail: format!("The request body is larger than {limit} bytes."),
+                    });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body.freeze()),
+            Err(_) => return Err(GatewayError::BadRequest),
+        }
     }
 }

@@ -20,6 +20,8 @@ struct Inner {
     by_sub: HashMap<String, HashSet<SessionId>>,
     by_sid: HashMap<String, HashSet<SessionId>>,
     login_states: HashMap<String, (Vec<u8>, Instant)>,
+    /// Keys seen once (logout token ids), until they expire.
+    seen: HashMap<String, Instant>,
     /// Refresh locks: session -> (owner, lease end).
     locks: HashMap<SessionId, (String, Instant)>,
     writes: u32,
@@ -83,6 +85,7 @@ impl Inner {
         }
         self.login_states.retain(|_, (_, exp)| *exp > now);
         self.locks.retain(|_, (_, exp)| *exp > now);
+        self.seen.retain(|_, exp| *exp > now);
     }
 
     fn live_ids(&mut self, ids: Option<HashSet<SessionId>>, now: Instant) -> Vec<SessionId> {
@@ -161,6 +164,22 @@ impl Store for MemoryStore {
                 Replaced::Done
             }
         })
+    }
+
+    async fn first_use(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut inner = self.lock()?;
+        inner.writes = inner.writes.wrapping_add(1);
+        if inner.writes % SWEEP_EVERY == 0 {
+            inner.sweep(now);
+        }
+        match inner.seen.get(key) {
+            Some(until) if *until > now => Ok(false),
+            _ => {
+                inner.seen.insert(key.to_string(), now + ttl);
+                Ok(true)
+            }
+        }
     }
 
     async fn try_lock(

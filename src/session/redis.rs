@@ -472,6 +472,21 @@ impl Store for RedisStore {
         Ok(())
     }
 
+    async fn first_use(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let set: Option<String> = self
+            .pool
+            .set(
+                format!("{}:once:{{{key}}}", self.prefix),
+                "1",
+                Some(Expiration::PX(millis(ttl))),
+                Some(SetOptions::NX),
+                false,
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(set.is_some())
+    }
+
     async fn sessions_of_sub(&self, sub: &str) -> Result<Vec<SessionId>, StoreError> {
         self.live_members(self.sub_key(sub)).await
     }

@@ -121,6 +121,10 @@ pub trait Store: Send + Sync {
     /// Releases the lock if this owner still holds it.
     async fn unlock(&self, id: &SessionId, owner: &str) -> Result<(), StoreError>;
 
+    /// Records `key` for `ttl`; `true` the first time, `false` while it is remembered (replay
+    /// protection for logout tokens' `jti`).
+    async fn first_use(&self, key: &str, ttl: Duration) -> Result<bool, StoreError>;
+
     /// Keeps a login in progress under its `state`, for at most `ttl`.
     async fn put_login_state(
         &self,

@@ -7,11 +7,13 @@
 //   OP_ACCESS_TOKEN_TTL                   seconds (short, so refresh can be tested)
 //   OP_CLIENT_AUTH                        token endpoint auth method (default client_secret_basic)
 //   OP_CLIENT_PUBLIC_KEY_FILE             PEM public key of the client, for private_key_jwt
+//   OP_SIGNING_KEY_FILE                   PEM RSA private key the OP signs with (kid "op-key"),
+//                                         so tests can forge tokens with the right key
 // Traps handled here (see shared notes): PKCE forced for confidential clients, refresh tokens
 // issued and rotated, JWT access tokens for the API resource, consent auto-granted, OP cookies
 // renamed so they never collide with the gateway's on 127.0.0.1, loopback back-channel allowed.
 import http from "node:http";
-import { createPublicKey } from "node:crypto";
+import { createPrivateKey, createPublicKey } from "node:crypto";
 import { readFileSync } from "node:fs";
 import Provider from "oidc-provider";
 
@@ -45,8 +47,13 @@ if (env("OP_CLIENT_PUBLIC_KEY_FILE", "")) {
   delete client.client_secret;
 }
 
+const signing = env("OP_SIGNING_KEY_FILE", "")
+  ? { keys: [{ ...createPrivateKey(readFileSync(env("OP_SIGNING_KEY_FILE", ""))).export({ format: "jwk" }), kid: "op-key", alg: "RS256", use: "sig" }] }
+  : undefined;
+
 const provider = new Provider(issuer, {
   clients: [client],
+  ...(signing ? { jwks: signing } : {}),
   pkce: { required: () => true },
   cookies: {
     names: { session: "op_session", interaction: "op_interaction", resume: "op_resume" },

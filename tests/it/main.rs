@@ -7,6 +7,7 @@ mod harness;
 
 mod admin;
 mod antiforgery;
+mod backchannel;
 mod browser;
 mod config_cli;
 mod failures;

@@ -183,6 +183,23 @@ async fn conformance(store: &dyn Store) {
         "a lost lock renews"
     );
 
+    // Replay protection: a key is new once, until it expires.
+    assert!(store
+        .first_use("jti-1", Duration::from_millis(300))
+        .await
+        .unwrap());
+    assert!(!store
+        .first_use("jti-1", Duration::from_millis(300))
+        .await
+        .unwrap());
+    assert!(store.first_use("jti-2", LONG).await.unwrap());
+    eventually(
+        "the remembered key to expire",
+        Duration::from_secs(10),
+        || async { store.first_use("jti-1", LONG).await.unwrap().then_some(()) },
+    )
+    .await;
+
     // Login states are single use: a replayed state finds nothing.
     store
         .put_login_state("state-1", b"verifier+nonce", LONG)

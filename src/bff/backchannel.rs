@@ -1,0 +1,115 @@
+//! `POST /bff/backchannel`: OIDC Back-Channel Logout 1.0. The IdP tells the gateway, server to
+//! server, that a user's session ended there; every matching session ends here, on every
+//! replica at once (they share the store).
+
+use http::HeaderMap;
+
+use super::{Bff, Reply};
+use crate::error::GatewayError;
+use crate::oidc::logout_token::{self, LogoutTokenError, MAX_AGE_SECS};
+use crate::oidc::IdentityProvider;
+use crate::session::sessions::unix_now;
+
+/// A logout token is a few hundred bytes; anything much larger is not one.
+pub const MAX_BODY: usize = 16 * 1024;
+
+fn refuse(detail: impl Into<String>) -> Reply {
+    GatewayError::InvalidParameter {
+        detail: detail.into(),
+    }
+    .into()
+}
+
+pub async fn logout(bff: &Bff, idp: &IdentityProvider, headers: &HeaderMap, body: &[u8]) -> Reply {
+    let form = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    if !form {
+        return refuse("Send the logout_token form-encoded (application/x-www-form-urlencoded).");
+    }
+    let Some(token) = form_urlencoded::parse(body)
+        .find(|(k, _)| k == "logout_token")
+        .map(|(_, v)| v.into_owned())
+    else {
+        return refuse("logout_token is missing.");
+    };
+    let Some(provider) = idp.current() else {
+        return GatewayError::IdentityProviderUnavailable.into();
+    };
+    let validate = |p: &crate::oidc::Provider| {
+        logout_token::validate(
+            &token,
+            p.metadata.jwks(),
+            p.issuer(),
+            p.client_id(),
+            unix_now(),
+        )
+    };
+    let claims = match validate(&provider) {
+        Err(LogoutTokenError::UnknownKey) => match idp.reload_keys().await {
+            Some(reloaded) => validate(&reloaded),
+            None => Err(LogoutTokenError::UnknownKey),
+        },
+        other => other,
+    };
+    let claims = match claims {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "refused a back-channel logout token");
+            return refuse(format!("Invalid logout token: {e}."));
+        }
+    };
+    let Ok(store) = bff.sessions.store() else {
+        return GatewayError::SessionStoreUnavailable.into();
+    };
+    // A logout token is accepted once: a replay (captured on the way) changes nothing and says so.
+    match store
+        .first_use(
+            &format!("jti:{}", claims.jti),
+            std::time::Duration::from_secs(MAX_AGE_SECS * 2),
+        )
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => return refuse("This logout token was already used (jti replayed)."),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot record the logout token id");
+            return GatewayError::SessionStoreUnavailable.into();
+        }
+    }
+    let sessions = match (&claims.sid, &claims.sub) {
+        (Some(sid), _) => store.sessions_of_sid(sid).await,
+        (None, Some(sub)) => store.sessions_of_sub(sub).await,
+        (None, None) => Ok(Vec::new()),
+    };
+    let sessions = match sessions {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot find the sessions to log out");
+            return GatewayError::SessionStoreUnavailable.into();
+        }
+    };
+    let mut ended = 0;
+    for id in &sessions {
+        match store.delete(id).await {
+            Ok(true) => ended += 1,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot delete a session for back-channel logout");
+                return GatewayError::SessionStoreUnavailable.into();
+            }
+        }
+    }
+    bff.revocations("backchannel", ended);
+    tracing::info!(
+        event = "session_revoked",
+        by = "backchannel",
+        scope = if claims.sid.is_some() { "sid" } else { "sub" },
+        sessions = ended,
+        "back-channel logout"
+    );
+    Reply::Json {
+        body: bytes::Bytes::from_static(b"{}"),
+    }
+}

@@ -1,0 +1,274 @@
+//! OIDC back-channel logout: the IdP ends sessions server to server, and forged, replayed or
+//! stale logout tokens change nothing.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rsa::pkcs8::DecodePrivateKey;
+use rsa::{Pkcs1v15Sign, RsaPrivateKey};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::harness::idp::CLIENT_ID;
+use crate::harness::login;
+use crate::harness::redis::RedisCluster;
+use crate::harness::{client, eventually, Gateway, UserAgent};
+
+const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn rsa_key(path: &std::path::Path) -> RsaPrivateKey {
+    let out = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    RsaPrivateKey::from_pkcs8_pem(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn sign(header: &Value, claims: &Value, key: &RsaPrivateKey) -> String {
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let sig = key
+        .sign(
+            Pkcs1v15Sign::new::<Sha256>(),
+            &Sha256::digest(input.as_bytes()),
+        )
+        .unwrap();
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+}
+
+async fn post_logout_token(gw: &Gateway, token: &str) -> (u16, String, Option<String>) {
+    let r = client()
+        .post(gw.url("/bff/backchannel"))
+        .form(&[("logout_token", token)])
+        .send()
+        .await
+        .unwrap();
+    let cache = r
+        .headers()
+        .get("cache-control")
+        .map(|v| v.to_str().unwrap().to_string());
+    (r.status().as_u16(), r.text().await.unwrap(), cache)
+}
+
+fn claim(claims: &Value, name: &str) -> String {
+    claims
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == name)
+        .map(|c| c["value"].as_str().unwrap().to_string())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn forged_replayed_or_stale_logout_tokens_change_nothing() {
+    let dir = crate::harness::gateway::scratch_dir();
+    let op_key_path = dir.join("op-key.pem");
+    let op_key = rsa_key(&op_key_path);
+    let other_key = rsa_key(&dir.join("other-key.pem"));
+    let stack = login::start_with_op(
+        "",
+        &[],
+        &[("OP_SIGNING_KEY_FILE", op_key_path.to_str().unwrap())],
+    )
+    .await;
+    let gw = &stack.gw;
+    let mut ua = UserAgent::new();
+    assert_eq!(login::login(&mut ua, gw, "/", "kim").await.status, 302);
+    let me: Value = serde_json::from_str(&login::user(&mut ua, gw).await.body).unwrap();
+    let sid = claim(&me, "sid");
+
+    let header = json!({ "alg": "RS256", "kid": "op-key", "typ": "logout+jwt" });
+    let valid = |jti: &str| {
+        json!({
+            "iss": stack.idp.issuer, "aud": CLIENT_ID, "iat": now(), "jti": jti,
+            "sub": "kim", "sid": sid, "events": { EVENT: {} },
+        })
+    };
+    let with = |jti: &str, key: &str, value: Value| {
+        let mut c = valid(jti);
+        c[key] = value;
+        c
+    };
+    let without = |jti: &str, key: &str| {
+        let mut c = valid(jti);
+        c.as_object_mut().unwrap().remove(key);
+        c
+    };
+    let none_alg = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(json!({ "alg": "none" }).to_string()),
+        URL_SAFE_NO_PAD.encode(valid("j-none").to_string())
+    );
+    let forged = [
+        ("wrong signature", sign(&header, &valid("j1"), &other_key)),
+        ("alg none", none_alg),
+        (
+            "HS256 with the public key",
+            sign(
+                &json!({ "alg": "HS256", "kid": "op-key" }),
+                &valid("j2"),
+                &op_key,
+            ),
+        ),
+        (
+            "wrong aud",
+            sign(&header, &with("j3", "aud", json!("someone-else")), &op_key),
+        ),
+        (
+            "wrong iss",
+            sign(
+                &header,
+                &with("j4", "iss", json!("https://evil.example")),
+                &op_key,
+            ),
+        ),
+        (
+            "no events",
+            sign(&header, &without("j5", "events"), &op_key),
+        ),
+        (
+            "with nonce",
+            sign(&header, &with("j6", "nonce", json!("n")), &op_key),
+        ),
+        (
+            "stale iat",
+            sign(&header, &with("j7", "iat", json!(now() - 3600)), &op_key),
+        ),
+        ("no jti", sign(&header, &without("j8", "jti"), &op_key)),
+        ("neither sub nor sid", {
+            let mut c = without("j9", "sub");
+            c.as_object_mut().unwrap().remove("sid");
+            sign(&header, &c, &op_key)
+        }),
+        ("not a JWT", "garbage".to_string()),
+    ];
+    for (what, token) in forged {
+        let (status, body, cache) = post_logout_token(gw, &token).await;
+        assert_eq!(status, 400, "{what}: {body}");
+        assert_eq!(cache.as_deref(), Some("no-store"), "{what}");
+        assert_eq!(
+            login::user(&mut ua, gw).await.status,
+            200,
+            "{what} ended the session"
+        );
+    }
+    // Not a form post, and not a POST.
+    let json_post = client()
+        .post(gw.url("/bff/backchannel"))
+        .json(&json!({ "logout_token": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_post.status(), 400);
+    let get = client()
+        .get(gw.url("/bff/backchannel"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 405);
+
+    // The real thing ends the session; the same token again is a replay.
+    let token = sign(&header, &valid("j-good"), &op_key);
+    let (status, body, _) = post_logout_token(gw, &token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(login::user(&mut ua, gw).await.status, 401);
+    let (status, body, _) = post_logout_token(gw, &token).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("replayed"), "{body}");
+
+    // A token naming only `sub` ends every session of that user.
+    let mut second = UserAgent::new();
+    let mut third = UserAgent::new();
+    for ua in [&mut second, &mut third] {
+        assert_eq!(login::login(ua, gw, "/", "kim").await.status, 302);
+    }
+    let mut by_sub = valid("j-sub");
+    by_sub.as_object_mut().unwrap().remove("sid");
+    assert_eq!(
+        post_logout_token(gw, &sign(&header, &by_sub, &op_key))
+            .await
+            .0,
+        200
+    );
+    for ua in [&mut second, &mut third] {
+        assert_eq!(login::user(ua, gw).await.status, 401);
+    }
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains("portcullis_sessions_revoked_total{by=\"backchannel\"} 3"),
+        "{metrics}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_logout_at_the_idp_ends_the_session_on_every_replica() {
+    let cluster = RedisCluster::start();
+    let nodes = cluster
+        .seeds()
+        .iter()
+        .map(|(h, p)| format!("\"{h}:{p}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let redis = format!(
+        "[session]\nstore = \"redis\"\nencryption_keys = [\"q0S8pJlY0E9o1cJc3m2m4G7mQ3cGmZq1v7bS0lJcR2U=\"]\n\
+         [redis]\ncluster_nodes = [{nodes}]\n"
+    );
+    let stack = login::start(&redis).await;
+    let a = &stack.gw;
+    let b = login::gateway_config(
+        crate::harness::free_port(),
+        a.port,
+        &stack.idp.issuer,
+        &stack.spa,
+        &stack.api,
+    )
+    .toml(&redis)
+    .start()
+    .await;
+    login::wait_ready(&b).await;
+
+    let mut ua = UserAgent::new();
+    assert_eq!(login::login(&mut ua, a, "/", "lena").await.status, 302);
+    for gw in [a, &b] {
+        assert_eq!(login::user(&mut ua, gw).await.status, 200);
+    }
+    // The user signs out at the IdP itself (another app, the IdP's account page): the IdP
+    // calls the gateway's back channel.
+    let end = format!("{}/session/end?client_id={CLIENT_ID}", stack.idp.issuer);
+    ua.navigate(&end, "lena", |_| false).await;
+    for gw in [a, &b] {
+        eventually("the session to end", Duration::from_secs(10), || async {
+            let mut probe = UserAgent::new();
+            probe.jar = ua.jar.clone();
+            (login::user(&mut probe, gw).await.status == 401).then_some(())
+        })
+        .await;
+    }
+    let api = ua.get(&b.url("/api/x"), &[("x-csrf", "1")]).await;
+    assert_eq!(
+        api.status, 401,
+        "revoked sessions get no token on any replica"
+    );
+}
