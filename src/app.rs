@@ -107,7 +107,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), AppError> {
         metrics.tokens.clone(),
     ));
     let bff = Arc::new(
-        Bff::new(&config, sessions, idp.clone())
+        Bff::new(&config, sessions.clone(), idp.clone())
             .with_revocation_metric(metrics.tokens.sessions_revoked.clone()),
     );
     let gateway = Gateway::new(&config, routes, metrics.clone(), bff, tokens);
@@ -137,6 +137,13 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), AppError> {
         HttpServer::new_app(Admin {
             metrics: metrics.clone(),
             readiness: readiness.clone(),
+            sessions_api: config.admin.sessions_api_token.as_ref().map(|token| {
+                crate::admin::sessions::SessionsApi {
+                    sessions: sessions.clone(),
+                    token: token.expose().to_string(),
+                    revoked: metrics.tokens.sessions_revoked.clone(),
+                }
+            }),
         }),
     );
     admin.add_tcp(&config.admin.listen.to_string());

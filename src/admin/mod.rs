@@ -1,9 +1,11 @@
-//! The admin listener: `/healthz` (liveness), `/readyz` (readiness) and `/metrics`.
+//! The admin listener: `/healthz` (liveness), `/readyz` (readiness), `/metrics`, and the
+//! session admin API when it is enabled (`sessions.rs`).
 //!
 //! It listens on its own address so probes and scrapes never share the public port, and
 //! nothing here is reachable from the browser-facing listener.
 
 mod readiness;
+pub mod sessions;
 
 use std::sync::Arc;
 
@@ -19,12 +21,26 @@ pub use self::readiness::{DependencyCheck, Lifecycle, Readiness};
 pub struct Admin {
     pub metrics: Arc<Metrics>,
     pub readiness: Arc<Readiness>,
+    pub sessions_api: Option<sessions::SessionsApi>,
 }
 
 #[async_trait]
 impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let req = session.req_header();
+        if sessions::SessionsApi::handles(req.uri.path()) {
+            return match &self.sessions_api {
+                Some(api) => {
+                    let r = api.handle(&req.method, req.uri.path(), &req.headers).await;
+                    reply(r.status, "application/json", r.body)
+                }
+                None => reply(
+                    StatusCode::NOT_FOUND,
+                    "text/plain",
+                    b"the session admin API is off (admin.sessions_api_token)\n".to_vec(),
+                ),
+            };
+        }
         if req.method != Method::GET && req.method != Method::HEAD {
             return reply(
                 StatusCode::METHOD_NOT_ALLOWED,

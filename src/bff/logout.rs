@@ -2,10 +2,7 @@
 //! logout. The session ends in the store first (every replica sees it gone at once), then the
 //! browser visits the IdP's end-session endpoint and comes back to a local page.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use http::HeaderMap;
-use sha2::{Digest, Sha256};
 
 use super::login_state::plausible_state;
 use super::{param, return_url, Bff, Reply};
@@ -22,7 +19,7 @@ const STATE_PREFIX: &str = "lo.";
 pub fn logout_key(current: &Current) -> String {
     match &current.record.sid {
         Some(sid) => sid.clone(),
-        None => URL_SAFE_NO_PAD.encode(&Sha256::digest(current.id.as_str().as_bytes())[..16]),
+        None => current.id.fingerprint("logout"),
     }
 }
 

@@ -170,6 +170,9 @@ pub struct TlsConfig {
 pub struct AdminConfig {
     #[serde(serialize_with = "ser_display")]
     pub listen: SocketAddr,
+    /// Bearer token of the session admin API; the API is off without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sessions_api_token: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -190,8 +190,20 @@ fn server(s: &Section<'_, '_>) -> Option<ServerConfig> {
 }
 
 fn admin(s: &Section<'_, '_>) -> Option<AdminConfig> {
+    let sessions_api_token = s.secret("sessions_api_token", "sessions_api_token_file");
+    if sessions_api_token
+        .as_ref()
+        .is_some_and(|t| t.expose().len() < 32)
+    {
+        s.issue(
+            "sessions_api_token",
+            "is shorter than 32 characters",
+            "generate one with: openssl rand -base64 32",
+        );
+    }
     Some(AdminConfig {
         listen: socket_addr(s, "listen", "127.0.0.1:9090")?,
+        sessions_api_token,
     })
 }
 

@@ -37,6 +37,18 @@ impl SessionId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A short, stable name for this session that does not reveal the id (which is the
+    /// credential): SHA-256 over `purpose` and the id, 16 bytes, base64url. Different purposes
+    /// give unrelated values.
+    pub fn fingerprint(&self, purpose: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(purpose.as_bytes());
+        h.update([0]);
+        h.update(self.0.as_bytes());
+        URL_SAFE_NO_PAD.encode(&h.finalize()[..16])
+    }
 }
 
 /// Never prints the id itself: it is a bearer credential.

@@ -136,6 +136,14 @@ impl Store for MemoryStore {
         Ok(inner.live(id, Instant::now()).map(|(s, _)| s.clone()))
     }
 
+    async fn ttl(&self, id: &SessionId) -> Result<Option<Duration>, StoreError> {
+        let now = Instant::now();
+        let mut inner = self.lock()?;
+        Ok(inner
+            .live(id, now)
+            .map(|(_, exp)| exp.saturating_duration_since(now)))
+    }
+
     async fn touch(&self, id: &SessionId, ttl: Duration) -> Result<bool, StoreError> {
         let now = Instant::now();
         let mut inner = self.lock()?;

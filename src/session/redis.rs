@@ -377,6 +377,15 @@ impl Store for RedisStore {
             .transpose()
     }
 
+    async fn ttl(&self, id: &SessionId) -> Result<Option<Duration>, StoreError> {
+        let ms: i64 = self
+            .pool
+            .pttl(self.session_key(id))
+            .await
+            .map_err(unavailable)?;
+        Ok((ms >= 0).then(|| Duration::from_millis(ms.unsigned_abs())))
+    }
+
     async fn touch(&self, id: &SessionId, ttl: Duration) -> Result<bool, StoreError> {
         let changed: u32 = self
             .pool

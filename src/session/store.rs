@@ -81,6 +81,9 @@ pub trait Store: Send + Sync {
         Ok(found)
     }
 
+    /// How long until the session expires unless used; `None` if it is gone.
+    async fn ttl(&self, id: &SessionId) -> Result<Option<Duration>, StoreError>;
+
     /// Pushes the expiry to `ttl` from now (sliding idle timeout). `false` if it is gone.
     async fn touch(&self, id: &SessionId, ttl: Duration) -> Result<bool, StoreError>;
 

@@ -6,6 +6,7 @@
 mod harness;
 
 mod admin;
+mod admin_sessions;
 mod antiforgery;
 mod backchannel;
 mod browser;

@@ -94,6 +94,9 @@ async fn conformance(store: &dyn Store) {
         .await
         .unwrap();
     assert!(store.touch(&sliding, LONG).await.unwrap());
+    let left = store.ttl(&sliding).await.unwrap().unwrap();
+    assert!(left > Duration::from_secs(500) && left <= LONG, "{left:?}");
+    assert_eq!(store.ttl(&SessionId::generate()).await.unwrap(), None);
     tokio::time::sleep(Duration::from_millis(2000)).await;
     assert!(
         store.get(&sliding).await.unwrap().is_some(),
