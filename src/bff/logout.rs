@@ -6,6 +6,7 @@ use http::HeaderMap;
 
 use super::login_state::plausible_state;
 use super::{param, return_url, Bff, Reply};
+use crate::config::IdpLogout;
 use crate::error::GatewayError;
 use crate::oidc::IdentityProvider;
 use crate::session::{Current, SessionId};
@@ -79,25 +80,43 @@ pub async fn start(
             cookies,
         };
     };
-    // The IdP session ends too; the browser returns with a state we keep, like a login's.
-    let state = SessionId::generate();
-    let stored = bff
-        .sessions
-        .put_login_state(
-            &format!("{STATE_PREFIX}{}", state.as_str()),
-            return_url.as_bytes(),
-            bff.login_timeout,
-        )
-        .await;
-    let end_session = stored.ok().and_then(|()| {
-        provider.end_session_url(
-            &current.data.id_token,
-            &bff.post_logout_redirect_uri,
-            state.as_str(),
-        )
-    });
+    // RFC 7009: the refresh token dies with the session, even if it leaked before. Off the
+    // request path: the user's redirect does not wait for the IdP.
+    if let Some(refresh_token) = current.data.refresh_token.clone() {
+        let (provider, http) = (provider.clone(), idp.http.clone());
+        tokio::spawn(async move {
+            match provider.revoke_refresh_token(&http, &refresh_token).await {
+                Ok(true) => tracing::debug!("refresh token revoked at the IdP"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot revoke the refresh token at logout"),
+            }
+        });
+    }
+    let location = match bff.idp_logout {
+        IdpLogout::None => None,
+        IdpLogout::Auth0 => provider.auth0_logout_url(&bff.post_logout_redirect_uri),
+        IdpLogout::EndSession => {
+            // The browser returns with a state we keep, like a login's.
+            let state = SessionId::generate();
+            let stored = bff
+                .sessions
+                .put_login_state(
+                    &format!("{STATE_PREFIX}{}", state.as_str()),
+                    return_url.as_bytes(),
+                    bff.login_timeout,
+                )
+                .await;
+            stored.ok().and_then(|()| {
+                provider.end_session_url(
+                    &current.data.id_token,
+                    &bff.post_logout_redirect_uri,
+                    state.as_str(),
+                )
+            })
+        }
+    };
     Reply::Redirect {
-        location: end_session.unwrap_or(return_url),
+        location: location.unwrap_or(return_url),
         cookies,
     }
 }

@@ -26,7 +26,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::request::Parts;
 
-use crate::config::Config;
+use crate::config::{Config, IdpLogout};
 use crate::error::GatewayError;
 use crate::oidc::IdentityProvider;
 use crate::session::Sessions;
@@ -108,6 +108,7 @@ pub struct Bff {
     callback_path: String,
     post_logout_path: String,
     post_logout_redirect_uri: String,
+    idp_logout: IdpLogout,
     login_timeout: Duration,
     /// `portcullis_sessions_revoked_total{by}`.
     revoked: Option<prometheus::IntCounterVec>,
@@ -146,6 +147,10 @@ impl Bff {
             callback_path,
             post_logout_path,
             post_logout_redirect_uri,
+            idp_logout: config
+                .oidc
+                .as_ref()
+                .map_or(IdpLogout::EndSession, |o| o.idp_logout),
             login_timeout,
             revoked: None,
         }

@@ -351,6 +351,8 @@ pub struct OidcConfig {
     /// Where the IdP sends the browser back after logout; registered at the IdP as
     /// `{server.public_origin}{post_logout_path}`.
     pub post_logout_path: String,
+    /// What `/bff/logout` does at the IdP after ending the local session.
+    pub idp_logout: IdpLogout,
     /// How long a started login may take before its state is forgotten.
     #[serde(serialize_with = "ser_duration")]
     pub login_timeout: Duration,
@@ -360,6 +362,18 @@ pub struct OidcConfig {
     /// Timeout of each request to the IdP.
     #[serde(serialize_with = "ser_duration")]
     pub http_timeout: Duration,
+}
+
+/// How the IdP session is ended at logout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdpLogout {
+    /// RP-Initiated Logout 1.0 at the discovered `end_session_endpoint` (none: local only).
+    EndSession,
+    /// Auth0's `/v2/logout?client_id=..&returnTo=..` (tenants without OIDC logout discovery).
+    Auth0,
+    /// The IdP session is left alone; only the gateway's session ends.
+    None,
 }
 
 /// Token endpoint client authentication (OIDC Core §9).

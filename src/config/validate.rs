@@ -413,6 +413,18 @@ fn oidc(o: &Section<'_, '_>) -> Option<OidcConfig> {
             "use \"/signout-callback-oidc\"",
         );
     }
+    let idp_logout = o
+        .parsed(
+            "idp_logout",
+            "use \"end-session\", \"auth0\" or \"none\"",
+            |v| match v {
+                "end-session" => Ok(IdpLogout::EndSession),
+                "auth0" => Ok(IdpLogout::Auth0),
+                "none" => Ok(IdpLogout::None),
+                _ => Err(format!("{v:?} is not an IdP logout mode")),
+            },
+        )
+        .unwrap_or(IdpLogout::EndSession);
     let login_timeout = o
         .duration("login_timeout")
         .unwrap_or(Duration::from_secs(600));
@@ -497,6 +509,7 @@ fn oidc(o: &Section<'_, '_>) -> Option<OidcConfig> {
         authorize_params,
         callback_path,
         post_logout_path,
+        idp_logout,
         login_timeout,
         discovery_refresh,
         http_timeout,

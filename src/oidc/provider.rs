@@ -181,6 +181,75 @@ impl Provider {
         self.metadata.token_endpoint().map(|u| u.as_str())
     }
 
+    /// RFC 7009: revokes a refresh token at the IdP's revocation endpoint, if it has one.
+    /// `Ok(false)` when there is no endpoint to call.
+    pub async fn revoke_refresh_token(
+        &self,
+        http: &openidconnect::reqwest::Client,
+        token: &str,
+    ) -> Result<bool, TokenError> {
+        let Some(endpoint) = self
+            .metadata
+            .additional_metadata()
+            .revocation_endpoint
+            .as_deref()
+        else {
+            return Ok(false);
+        };
+        let mut form: Vec<(&str, String)> = vec![
+            ("token", token.to_string()),
+            ("token_type_hint", "refresh_token".into()),
+        ];
+        let mut request = http.post(endpoint);
+        match (self.settings.auth, &self.settings.client_secret) {
+            (ClientAuth::ClientSecretBasic, Some(secret)) => {
+                let enc =
+                    |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                request = request.basic_auth(enc(&self.settings.client_id), Some(enc(secret)));
+            }
+            (ClientAuth::ClientSecretPost, Some(secret)) => {
+                form.push(("client_id", self.settings.client_id.clone()));
+                form.push(("client_secret", secret.clone()));
+            }
+            _ => {
+                form.push(("client_id", self.settings.client_id.clone()));
+                if let Some(assertion) = self.client_assertion()? {
+                    form.push((
+                        "client_assertion_type",
+                        super::assertion::ASSERTION_TYPE.into(),
+                    ));
+                    form.push(("client_assertion", assertion));
+                }
+            }
+        }
+        let response = request
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| TokenError::Unavailable(chain(&e)))?;
+        if response.status().is_success() {
+            Ok(true)
+        } else {
+            Err(TokenError::Unavailable(format!(
+                "revocation endpoint answered {}",
+                response.status()
+            )))
+        }
+    }
+
+    /// Auth0's logout endpoint (`{issuer}v2/logout`), for tenants that do not advertise an
+    /// end-session endpoint. Auth0 returns no `state`.
+    pub fn auth0_logout_url(&self, return_to: &str) -> Option<String> {
+        let mut url = url::Url::parse(self.issuer())
+            .ok()?
+            .join("v2/logout")
+            .ok()?;
+        url.query_pairs_mut()
+            .append_pair("client_id", &self.settings.client_id)
+            .append_pair("returnTo", return_to);
+        Some(url.into())
+    }
+
     /// RP-Initiated Logout 1.0: where to send the browser to end the IdP session, if the IdP
     /// has an end-session endpoint.
     pub fn end_session_url(

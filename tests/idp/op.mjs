@@ -118,7 +118,8 @@ provider.proxy = false;
 provider.on("server_error", (_ctx, err) => console.error("op server_error:", err));
 
 // What tests count: grants issued and refused, by grant type / error (GET /test/grants).
-const grants = { issued: {}, refused: {} };
+const grants = { issued: {}, refused: {}, refresh_tokens_destroyed: 0 };
+provider.on("refresh_token.destroyed", () => { grants.refresh_tokens_destroyed += 1; });
 provider.on("grant.success", (ctx) => {
   const type = ctx.oidc.params.grant_type;
   grants.issued[type] = (grants.issued[type] ?? 0) + 1;

@@ -583,3 +583,34 @@ async fn private_key_jwt_logs_in_without_a_shared_secret() {
     assert_eq!(me.status, 200, "{}", me.body);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn logout_revokes_the_refresh_token_even_when_the_idp_session_is_left_alone() {
+    let stack = login::start_with("", &[("PORTCULLIS__OIDC__IDP_LOGOUT", "none")]).await;
+    let gw = &stack.gw;
+    let mut ua = UserAgent::new();
+    assert_eq!(login::login(&mut ua, gw, "/", "ivan").await.status, 302);
+    let claims: Value = serde_json::from_str(&login::user(&mut ua, gw).await.body).unwrap();
+    let logout_url = claim(&claims, "bff:logout_url")
+        .and_then(Value::as_str)
+        .unwrap()
+        .to_string();
+    assert_eq!(stack.idp.grants().await["refresh_tokens_destroyed"], 0);
+
+    let out = ua
+        .get(&gw.url(&format!("{logout_url}&returnUrl=/bye")), &[])
+        .await;
+    assert_eq!(out.status, 302);
+    assert_eq!(
+        out.location(),
+        Some("/bye"),
+        "idp_logout = none stays local"
+    );
+    assert_eq!(login::user(&mut ua, gw).await.status, 401);
+    crate::harness::eventually(
+        "the refresh token to be revoked at the IdP",
+        Duration::from_secs(10),
+        || async { (stack.idp.grants().await["refresh_tokens_destroyed"] == 1).then_some(()) },
+    )
+    .await;
+}
