@@ -117,10 +117,19 @@ fn rendered_config_is_valid_and_secrets_stay_in_the_secret() {
         &format!("secrets.sessionEncryptionKeys={KEY}"),
         "--set",
         "secrets.redisUrl=redis://:hunter2-pw@redis:6379",
+        "--set",
+        "secrets.oidcClientSecret=client-s3cret",
+        "--set",
+        "secrets.adminSessionsApiToken=admin-token-0123456789-abcdefghijkl",
     ]);
     let toml = rendered_toml(&all);
     assert!(toml.contains("listen = \"0.0.0.0:9090\""), "{toml}");
-    for secret in ["hunter2-pw", KEY] {
+    for secret in [
+        "hunter2-pw",
+        KEY,
+        "client-s3cret",
+        "admin-token-0123456789-abcdefghijkl",
+    ] {
         assert!(
             !manifest(&all, "ConfigMap").contains(secret),
             "secret in the ConfigMap"
@@ -149,12 +158,21 @@ fn rendered_config_is_valid_and_secrets_stay_in_the_secret() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    let deployment = manifest(&all, "Deployment");
+    for var in [
+        "PORTCULLIS__OIDC__CLIENT_SECRET",
+        "PORTCULLIS__ADMIN__SESSIONS_API_TOKEN",
+    ] {
+        assert!(deployment.contains(var), "{var} not passed to the pod");
+    }
+
     let prod = template(&["-f", &production()]);
     let out = portcullis_check(
         &rendered_toml(&prod),
         &[
             ("PORTCULLIS__SESSION__ENCRYPTION_KEYS", KEY),
             ("PORTCULLIS__REDIS__URL", "rediss://redis:6380"),
+            ("PORTCULLIS__OIDC__CLIENT_SECRET", "from-the-existing-secret"),
         ],
     );
     assert_eq!(
@@ -204,6 +222,8 @@ fn secrets_under_config_are_refused_by_the_schema() {
         ("config.redis.password=x", "/config/redis"),
         ("config.session.encryption_keys={x}", "/config/session"),
         ("config.server.listen=0.0.0.0:1", "/config/server"),
+        ("config.oidc.client_secret=x", "/config/oidc"),
+        ("config.admin.sessions_api_token=x", "/config/admin"),
     ] {
         let out = helm(&["template", "gw", chart.to_str().unwrap(), "--set", value]);
         assert!(!out.status.success(), "{value} rendered");
