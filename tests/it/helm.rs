@@ -172,7 +172,10 @@ fn rendered_config_is_valid_and_secrets_stay_in_the_secret() {
         &[
             ("PORTCULLIS__SESSION__ENCRYPTION_KEYS", KEY),
             ("PORTCULLIS__REDIS__URL", "rediss://redis:6380"),
-            ("PORTCULLIS__OIDC__CLIENT_SECRET", "from-the-existing-secret"),
+            (
+                "PORTCULLIS__OIDC__CLIENT_SECRET",
+                "from-the-existing-secret",
+            ),
         ],
     );
     assert_eq!(

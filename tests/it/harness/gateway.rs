@@ -182,6 +182,12 @@ impl Gateway {
         assert!(ok, "kill -TERM failed");
     }
 
+    /// Kills the process now (SIGKILL): a crash, not a shutdown.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Waits for the process to exit on its own and returns whether it exited cleanly.
     pub async fn wait_exit(&mut self, deadline: Duration) -> bool {
         let child = &mut self.child;

@@ -3,6 +3,7 @@
 pub mod gateway;
 pub mod idp;
 pub mod login;
+pub mod nginx;
 pub mod redis;
 pub mod tls;
 pub mod upstream;
