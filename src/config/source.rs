@@ -59,7 +59,16 @@ pub struct OverlayIssue {
 /// index one past the end appends a new table.
 pub fn overlay(root: &mut Table, env: &dyn Environment) -> (EnvOrigins, Vec<OverlayIssue>) {
     let mut vars = env.portcullis_vars();
-    vars.sort();
+    // Name order, with indexes compared as numbers: ROUTES__2 comes before ROUTES__10.
+    vars.sort_by_cached_key(|(name, _)| {
+        name.to_ascii_uppercase()
+            .split("__")
+            .map(|seg| match seg.parse::<u64>() {
+                Ok(n) => format!("{n:020}"),
+                Err(_) => seg.to_string(),
+            })
+            .collect::<Vec<_>>()
+    });
     let mut origins = EnvOrigins::new();
     let mut issues = Vec::new();
     for (var, value) in vars {
@@ -92,9 +101,18 @@ fn set_path(root: &mut Table, segments: &[String], value: String) -> Result<Stri
     while i < parents.len() {
         let key = existing_key(table, &parents[i]);
         push_key(&mut path, &key);
-        let entry = table
-            .entry(key.clone())
-            .or_insert_with(|| Value::Table(Table::new()));
+        // A numeric next segment makes a missing key a list of tables (`ROUTES__0__PATH` with
+        // no [[routes]] in the file), anything else a table.
+        let indexed = parents
+            .get(i + 1)
+            .is_some_and(|s| s.parse::<usize>().is_ok());
+        let entry = table.entry(key.clone()).or_insert_with(|| {
+            if indexed {
+                Value::Array(Vec::new())
+            } else {
+                Value::Table(Table::new())
+            }
+        });
         match entry {
             Value::Table(t) => {
                 table = t;
@@ -193,6 +211,21 @@ mod tests {
         assert_eq!(root["routes"][0]["cluster"].as_str(), Some("web"));
         assert_eq!(root["routes"][1]["path"].as_str(), Some("/api/"));
         assert!(origins.contains_key("routes[1].path"));
+    }
+
+    #[test]
+    fn builds_lists_of_tables_from_the_environment_alone() {
+        let mut root = Table::new();
+        let mut vars: Vec<(String, String)> = (0..12)
+            .map(|i| (format!("PORTCULLIS__ROUTES__{i}__PATH"), format!("/r{i}/")))
+            .collect();
+        vars.reverse();
+        let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let (_, issues) = overlay(&mut root, &env(&refs));
+        assert!(issues.is_empty(), "{issues:?}");
+        let routes = root["routes"].as_array().unwrap();
+        assert_eq!(routes.len(), 12, "indexes are ordered as numbers (2 before 10)");
+        assert_eq!(routes[10]["path"].as_str(), Some("/r10/"));
     }
 
     #[test]

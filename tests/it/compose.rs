@@ -21,7 +21,11 @@ fn compose() -> Value {
         .arg(root().join("docker/compose.yaml"))
         .output()
         .expect("python3 with PyYAML (apt install python3-yaml)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -31,7 +35,10 @@ fn the_compose_stack_runs_the_shipped_config_and_stays_in_sync_with_it() {
     let services = stack["services"].as_object().unwrap();
     let config = std::fs::read_to_string(root().join("conf/portcullis.toml")).unwrap();
     let mut listens = Vec::new();
-    let replicas: Vec<_> = services.keys().filter(|k| k.starts_with("portcullis-")).collect();
+    let replicas: Vec<_> = services
+        .keys()
+        .filter(|k| k.starts_with("portcullis-"))
+        .collect();
     assert!(replicas.len() >= 2, "the demo stack runs several replicas");
     for name in replicas {
         let svc = &services[name];
@@ -57,7 +64,10 @@ fn the_compose_stack_runs_the_shipped_config_and_stays_in_sync_with_it() {
             String::from_utf8_lossy(&out.stderr)
         );
         let effective = String::from_utf8(out.stdout).unwrap();
-        assert!(effective.contains("store = \"redis\""), "{name} shares sessions");
+        assert!(
+            effective.contains("store = \"redis\""),
+            "{name} shares sessions"
+        );
         let listen = env
             .iter()
             .find(|(k, _)| k == "PORTCULLIS__SERVER__LISTEN")
@@ -69,7 +79,10 @@ fn the_compose_stack_runs_the_shipped_config_and_stays_in_sync_with_it() {
     // The load balancer balances over exactly those replicas, and nginx accepts its config.
     let nginx = std::fs::read_to_string(root().join("docker/demo/nginx.conf")).unwrap();
     for listen in &listens {
-        assert!(nginx.contains(&format!("server {listen};")), "{listen} not behind nginx");
+        assert!(
+            nginx.contains(&format!("server {listen};")),
+            "{listen} not behind nginx"
+        );
     }
     let dir = crate::harness::gateway::scratch_dir();
     let out = Command::new("nginx")
@@ -82,7 +95,11 @@ fn the_compose_stack_runs_the_shipped_config_and_stays_in_sync_with_it() {
         .output()
         .expect("nginx (apt install nginx-light)");
     let _ = std::fs::remove_dir_all(dir);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // The OP knows the redirect URIs the config makes.
     let op = services["op"]["environment"].to_string();
