@@ -25,6 +25,10 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UPSTREAM_PORT, NGINX_PORT, GW_PORT, GW_ADMIN, BARE_PORT = 18081, 18080, 18090, 18091, 18092
+# The authenticated path: a second gateway with a user-token route, sessions in Redis, and the
+# test OP (npm oidc-provider) to log in once.
+REDIS_PORT, OP_PORT, AUTH_PORT, AUTH_ADMIN = 18093, 18094, 18095, 18096
+SESSION_KEY = "q0S8pJlY0E9o1cJc3m2m4G7mQ3cGmZq1v7bS0lJcR2U="
 LOAD_CORE, SUT_CORE = "0", "1"
 BODY = json.dumps({
     "id": 12345, "name": "benchmark item", "description": "a small JSON document of about three hundred and twenty bytes",
@@ -66,6 +70,35 @@ destinations = ["http://127.0.0.1:{up}"]
 path = "/"
 cluster = "api"
 """
+PORTCULLIS_AUTH = """
+[server]
+listen = "127.0.0.1:{port}"
+public_origin = "http://127.0.0.1:{port}"
+[admin]
+listen = "127.0.0.1:{admin}"
+[log]
+access_log = {access_log}
+level = "warn"
+[pingora]
+threads = 1
+upgrade_sock = "{dir}/upgrade-auth.sock"
+pid_file = "{dir}/portcullis-auth.pid"
+[oidc]
+issuer = "http://127.0.0.1:{op}"
+client_id = "portcullis"
+client_secret = "bench-secret"
+[session]
+store = "redis"
+encryption_keys = ["{key}"]
+[redis]
+url = "redis://127.0.0.1:{redis}"
+[clusters.api]
+destinations = ["http://127.0.0.1:{up}"]
+[[routes]]
+path = "/"
+cluster = "api"
+token = "user"
+"""
 
 
 def sh(*args, **kw):
@@ -100,9 +133,47 @@ def peak_rss_kb(pid):
     return int(m.group(1)) if m else 0
 
 
-def wrk(url, conns, duration):
+def login(gateway):
+    """Logs in through the gateway and the test OP's dev pages; returns the session cookie."""
+    import http.client
+    import urllib.parse
+    jar = {}
+
+    def request(method, url, form=None):
+        u = urllib.parse.urlsplit(url)
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())}
+        body = None
+        if form is not None:
+            body = urllib.parse.urlencode(form)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        conn.request(method, u.path + (f"?{u.query}" if u.query else ""), body, headers)
+        r = conn.getresponse()
+        for h, v in r.getheaders():
+            if h.lower() == "set-cookie":
+                k, _, rest = v.partition("=")
+                jar[k] = rest.split(";")[0]
+        return r.status, r.getheader("Location"), r.read().decode()
+
+    url, form = f"{gateway}/bff/login", None
+    for _ in range(16):
+        status, location, page = request("POST" if form else "GET", url, form)
+        if status in (302, 303):
+            url, form = urllib.parse.urljoin(url, location), None
+            if url.startswith(gateway) and "/signin-oidc" not in url:
+                return f"__Host-portcullis={jar['__Host-portcullis']}"
+            continue
+        action = urllib.parse.urljoin(url, re.search(r'action="([^"]+)"', page).group(1))
+        form = ({"prompt": "login", "login": "bench", "password": "x"} if 'name="login"' in page
+                else {"prompt": "consent"})
+        url = action
+    raise SystemExit("login for the authenticated bench did not finish")
+
+
+def wrk(url, conns, duration, headers=()):
     out = subprocess.run(
-        ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", url],
+        ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency",
+         *[a for h in headers for a in ("-H", h)], url],
         check=True, capture_output=True, text=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
@@ -119,7 +190,7 @@ def measure(target, conns, duration):
     """One wrk run against target; CPU per request of the process under test."""
     hz = os.sysconf("SC_CLK_TCK")
     before = cpu_ticks(target["pid"]) if target["pid"] else 0
-    r = wrk(target["url"], conns, duration)
+    r = wrk(target["url"], conns, duration, target.get("headers", ()))
     if target["pid"]:
         r["cpu_us_per_req"] = (cpu_ticks(target["pid"]) - before) / hz * 1e6 / max(r["requests"], 1)
     return r
@@ -136,9 +207,11 @@ def main():
     ap.add_argument("--bare", default=os.path.join(ROOT, "target/release/examples/bare_pingora"),
                     help="the minimal Pingora proxy (benches/bare_pingora.rs), measured as the floor")
     args = ap.parse_args()
-    for tool in ("nginx", "wrk", "taskset"):
+    for tool in ("nginx", "wrk", "taskset", "redis-server", "node"):
         if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
             raise SystemExit(f"{tool} is missing: run .ci/install-deps bench")
+    if not os.path.isdir(os.path.join(ROOT, "tests/idp/node_modules/oidc-provider")):
+        sh("npm", "ci", "--silent", "--no-audit", "--no-fund", cwd=os.path.join(ROOT, "tests/idp"))
     if not os.path.exists(args.binary) or not os.path.exists(args.bare):
         sh("cargo", "build", "--release", "--locked", "--bins", "--example", "bare_pingora", cwd=ROOT)
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -155,9 +228,20 @@ def main():
         px = start([nginx, "-c", f"{d}/px.conf", "-p", d], SUT_CORE)
         bare = start([args.bare, f"127.0.0.1:{BARE_PORT}", f"127.0.0.1:{UPSTREAM_PORT}"], SUT_CORE)
         gw = start([args.binary, "run", "--config", f"{d}/gw.toml"], SUT_CORE)
-        procs = [up, px, bare, gw]
+        redis = start(["redis-server", "--bind", "127.0.0.1", "--port", str(REDIS_PORT), "--save", "",
+                       "--appendonly", "no", "--dir", d], LOAD_CORE)
+        op = start(["node", os.path.join(ROOT, "tests/idp/op.mjs")], LOAD_CORE, env={
+            **os.environ, "OP_PORT": str(OP_PORT), "OP_CLIENT_ID": "portcullis", "OP_CLIENT_SECRET": "bench-secret",
+            "OP_REDIRECT_URIS": f"http://127.0.0.1:{AUTH_PORT}/signin-oidc", "OP_ACCESS_TOKEN_TTL": "3600"})
+        open(f"{d}/auth.toml", "w").write(PORTCULLIS_AUTH.format(
+            dir=d, port=AUTH_PORT, admin=AUTH_ADMIN, up=UPSTREAM_PORT, op=OP_PORT, redis=REDIS_PORT,
+            key=SESSION_KEY, access_log=str(args.access_log).lower()))
+        auth = start([args.binary, "run", "--config", f"{d}/auth.toml"], SUT_CORE)
+        procs = [up, px, bare, gw, redis, op, auth]
         for port in (UPSTREAM_PORT, NGINX_PORT, BARE_PORT, GW_PORT):
             wait_http(f"http://127.0.0.1:{port}/")
+        wait_http(f"http://127.0.0.1:{AUTH_ADMIN}/readyz", deadline=30)
+        cookie = login(f"http://127.0.0.1:{AUTH_PORT}")
 
         def worker_pid(master_pidfile):
             # nginx's master forks one worker; measure the worker.
@@ -170,24 +254,27 @@ def main():
             {"name": "nginx proxy", "url": f"http://127.0.0.1:{NGINX_PORT}/item", "pid": worker_pid(f"{d}/px.pid")},
             {"name": "bare pingora", "url": f"http://127.0.0.1:{BARE_PORT}/item", "pid": bare.pid},
             {"name": "portcullis", "url": f"http://127.0.0.1:{GW_PORT}/item", "pid": gw.pid},
+            # Cookie -> session (Redis GETEX) -> anti-forgery -> user token -> upstream.
+            {"name": "portcullis + session", "url": f"http://127.0.0.1:{AUTH_PORT}/item", "pid": auth.pid,
+             "headers": (f"Cookie: {cookie}", "X-CSRF: 1")},
         ]
         results = {(t["name"], c): [] for t in targets for c in conns}
         for t in targets:  # warm-up: fill connection pools, fault in pages
-            wrk(t["url"], max(conns), 2)
+            wrk(t["url"], max(conns), 2, t.get("headers", ()))
         for rep in range(args.reps):
             for c in conns:
                 for t in targets:
                     r = measure(t, c, args.duration)
                     results[(t["name"], c)].append(r)
-                    print(f"rep {rep + 1} {c:>3} conns {t['name']:<15} {r['rps']:>9.0f} rps  p99 {r['p99_ms']:.2f} ms"
+                    print(f"rep {rep + 1} {c:>3} conns {t['name']:<21} {r['rps']:>9.0f} rps  p99 {r['p99_ms']:.2f} ms"
                           + (f"  cpu {r['cpu_us_per_req']:.1f} us/req" if 'cpu_us_per_req' in r else "")
                           + (f"  ERRORS non2xx={r['non2xx']} socket={r['socket_errors']}" if r['non2xx'] or r['socket_errors'] else ""),
                           flush=True)
         rss = {"nginx proxy": peak_rss_kb(targets[1]["pid"]), "bare pingora": peak_rss_kb(bare.pid),
-               "portcullis": peak_rss_kb(gw.pid)}
+               "portcullis": peak_rss_kb(gw.pid), "portcullis + session": peak_rss_kb(auth.pid)}
     finally:
         for p in procs:
-            p.send_signal(signal.SIGQUIT if p in procs[:2] else signal.SIGINT)
+            p.send_signal(signal.SIGQUIT if p in procs[:2] else signal.SIGTERM)
         for p in procs:
             try:
                 p.wait(timeout=10)
@@ -220,7 +307,7 @@ def report(results, conns, rss, args):
     ]
     for c in conns:
         ng = results[("nginx proxy", c)]
-        for name in ("upstream alone", "nginx proxy", "bare pingora", "portcullis"):
+        for name in ("upstream alone", "nginx proxy", "bare pingora", "portcullis", "portcullis + session"):
             rs = results[(name, c)]
             rps_ratio = med([r["rps"] / n["rps"] for r, n in zip(rs, ng)])
             p99_ratio = med([r["p99_ms"] / n["p99_ms"] for r, n in zip(rs, ng)])

@@ -224,7 +224,11 @@ mod tests {
         let (_, issues) = overlay(&mut root, &env(&refs));
         assert!(issues.is_empty(), "{issues:?}");
         let routes = root["routes"].as_array().unwrap();
-        assert_eq!(routes.len(), 12, "indexes are ordered as numbers (2 before 10)");
+        assert_eq!(
+            routes.len(),
+            12,
+            "indexes are ordered as numbers (2 before 10)"
+        );
         assert_eq!(routes[10]["path"].as_str(), Some("/r10/"));
     }
 
