@@ -14,6 +14,11 @@
 //!
 //! Checks 1 and 2 protect browsers that send those headers even against same-site attackers
 //! (a sibling subdomain); check 3 protects every browser.
+//!
+//! WebSocket handshakes are the exception to check 3: the browser's `WebSocket` API cannot set
+//! headers, but it always sends `Origin`, which a page cannot choose. So a handshake passes with
+//! an allowed `Origin` instead of the header (cross-site WebSocket hijacking is an `Origin`
+//! problem); without `Origin` it needs the header like any call.
 
 use http::HeaderMap;
 
@@ -41,23 +46,34 @@ pub fn check(
     {
         return Err(GatewayError::CrossSiteRequest);
     }
-    if let Some(origin) = headers.get(&super::names::ORIGIN) {
-        let origin = origin.to_str().unwrap_or("null").to_ascii_lowercase();
-        let allowed = policy.allowed_origins.iter().any(|o| o.as_str() == origin)
-            || match public_origin {
-                Some(p) => p.as_str() == origin,
-                None => own_origin().is_some_and(|own| own == origin),
-            };
-        if !allowed {
-            return Err(GatewayError::ForeignOrigin);
+    let origin_allowed = match headers.get(&super::names::ORIGIN) {
+        Some(origin) => {
+            let origin = origin.to_str().unwrap_or("null").to_ascii_lowercase();
+            let allowed = policy.allowed_origins.iter().any(|o| o.as_str() == origin)
+                || match public_origin {
+                    Some(p) => p.as_str() == origin,
+                    None => own_origin().is_some_and(|own| own == origin),
+                };
+            if !allowed {
+                return Err(GatewayError::ForeignOrigin);
+            }
+            true
         }
-    }
+        None => false,
+    };
     match headers.get(policy.header.as_str()) {
         Some(v) if v.as_bytes() == policy.value.as_bytes() => Ok(()),
+        _ if origin_allowed && is_websocket_handshake(headers) => Ok(()),
         _ => Err(GatewayError::AntiForgeryMissing {
             header: policy.header.clone(),
         }),
     }
+}
+
+fn is_websocket_handshake(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
 }
 
 #[cfg(test)]
@@ -162,5 +178,24 @@ mod tests {
             Some("http://localhost:8080")
         );
         assert_eq!(own_origin("http", None), None);
+    }
+
+    #[test]
+    fn websocket_handshakes_pass_on_an_allowed_origin_instead_of_the_header() {
+        let ws = [("upgrade", "websocket"), ("connection", "upgrade")];
+        let with = |origin: &'static str| {
+            let mut h = ws.to_vec();
+            h.push(("origin", origin));
+            h
+        };
+        assert_eq!(run(&with("http://localhost:8080"), None), Ok(()));
+        assert_eq!(
+            run(&with("https://evil.example"), None),
+            Err(GatewayError::ForeignOrigin)
+        );
+        // No Origin: not a browser, so it needs the header like any call.
+        assert!(run(&ws, None).is_err());
+        // And a plain call with an allowed Origin still needs the header.
+        assert!(run(&[("origin", "http://localhost:8080")], None).is_err());
     }
 }

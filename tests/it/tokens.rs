@@ -330,3 +330,53 @@ async fn a_route_for_another_api_gets_a_token_for_that_audience_kept_per_session
     assert_eq!(login::user(&mut ua, gw).await.status, 200);
     assert_eq!(call(&mut ua, gw, "/partner/after", &[]).await.status, 200);
 }
+
+#[tokio::test]
+async fn websocket_handshakes_get_the_users_token_and_need_the_sites_origin() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let stack = login::start("").await;
+    let gw = &stack.gw;
+    let mut ua = UserAgent::new();
+    assert_eq!(login::login(&mut ua, gw, "/", "wes").await.status, 302);
+    let cookie = format!("{COOKIE}={}", ua.cookie(COOKIE).unwrap());
+    let handshake = |origin: &str, cookie: Option<&str>| {
+        let mut req = format!("ws://127.0.0.1:{}/live/ws", gw.port)
+            .into_client_request()
+            .unwrap();
+        req.headers_mut().insert("origin", origin.parse().unwrap());
+        if let Some(c) = cookie {
+            req.headers_mut().insert("cookie", c.parse().unwrap());
+        }
+        req
+    };
+    let own = format!("http://127.0.0.1:{}", gw.port);
+
+    // A browser page of the site: Origin, cookie, no custom header (the WebSocket API cannot
+    // set one). The upstream sees the user's token at upgrade time.
+    let (mut ws, _) = tokio_tungstenite::connect_async(handshake(&own, Some(&cookie)))
+        .await
+        .unwrap();
+    ws.send(Message::text("whoami")).await.unwrap();
+    let answer = ws.next().await.unwrap().unwrap().into_text().unwrap();
+    let token = answer
+        .strip_prefix("Bearer ")
+        .expect("a bearer token upstream");
+    assert_eq!(jwt_claims(token)["sub"], "wes");
+    ws.close(None).await.unwrap();
+
+    // Another site's page (cross-site WebSocket hijacking) and an anonymous one are refused.
+    let hijack =
+        tokio_tungstenite::connect_async(handshake("https://evil.example", Some(&cookie))).await;
+    assert!(
+        matches!(&hijack, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 403),
+        "{hijack:?}"
+    );
+    let anonymous = tokio_tungstenite::connect_async(handshake(&own, None)).await;
+    assert!(
+        matches!(&anonymous, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 401),
+        "{anonymous:?}"
+    );
+}

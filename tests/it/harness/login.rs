@@ -38,6 +38,7 @@ pub fn gateway_config(
         .route("/public-api/", "api", "token = \"user-or-none\"")
         .route("/machine/", "api", "token = \"client\"")
         .route("/either/", "api", "token = \"user-or-client\"")
+        .route("/live/", "api", "token = \"user\"\nstrip_prefix = true")
         .route(
             "/partner/",
             "api",

@@ -6,7 +6,7 @@
 //! - `/upload`        counts the request body; `upload_started()` fires at the first chunk
 //! - `/big?bytes=N`   streams N bytes
 //! - `/hop`           answers with hop-by-hop headers that must not reach the client
-//! - `/ws`            WebSocket echo
+//! - `/ws`            WebSocket echo; `whoami` is answered with the handshake's Authorization
 //! - anything else    JSON echo: `{name, method, uri, headers}`
 
 use std::collections::BTreeMap;
@@ -246,6 +246,13 @@ fn websocket(req: &mut Request<Incoming>) -> Response<Body> {
         return full(400, "text/plain", "not a websocket request");
     };
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    // "whoami" is answered with the handshake's Authorization header: what the gateway injected.
+    let authorization = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("none")
+        .to_string();
     let upgrade = hyper::upgrade::on(req);
     tokio::spawn(async move {
         let Ok(upgraded) = upgrade.await else { return };
@@ -256,7 +263,11 @@ fn websocket(req: &mut Request<Incoming>) -> Response<Body> {
         )
         .await;
         while let Some(Ok(msg)) = ws.next().await {
-            if msg.is_text() || msg.is_binary() {
+            if msg.to_text().is_ok_and(|t| t == "whoami") {
+                if ws.send(authorization.clone().into()).await.is_err() {
+                    return;
+                }
+            } else if msg.is_text() || msg.is_binary() {
                 if ws.send(msg).await.is_err() {
                     return;
                 }
