@@ -1,10 +1,11 @@
 // A real browser (Debian chromium via playwright-core) logs in through the gateway.
-//   node tests/e2e/login.mjs <gateway origin> <user>
-// Prints one JSON object: where the browser ended up, what /bff/user said to the page, and
-// what the page's script could see of the cookies.
+//   node tests/e2e/login.mjs <gateway origin> <user> [<foreign origin>]
+// Prints one JSON object: where the browser ended up, what /bff/user said to the page, what
+// the page's script could see of the cookies, and (with a foreign origin) what another site's
+// page could do with the signed-in user's session.
 import { chromium } from "playwright-core";
 
-const [gateway, user] = process.argv.slice(2);
+const [gateway, user, foreign] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: "/usr/bin/chromium",
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic", "--no-first-run"],
@@ -30,6 +31,26 @@ try {
     return { status: r.status, claims: await r.json() };
   });
   results.scriptCookies = await page.evaluate(() => document.cookie);
+  if (foreign) {
+    // The user is signed in; a page on another site tries to use that session on the API.
+    await page.goto(`${foreign}/evil`);
+    results.crossOrigin = await page.evaluate(async (target) => {
+      const out = {};
+      try {
+        const r = await fetch(`${target}/api/orders`, { credentials: "include", headers: { "X-CSRF": "1" } });
+        out.withHeader = r.status;
+      } catch {
+        out.withHeader = "blocked";
+      }
+      try {
+        const r = await fetch(`${target}/api/orders`, { method: "POST", credentials: "include", mode: "no-cors", body: "x" });
+        out.simple = r.type;
+      } catch {
+        out.simple = "error";
+      }
+      return out;
+    }, gateway);
+  }
   results.cookies = (await context.cookies(gateway)).map((c) => ({
     name: c.name,
     httpOnly: c.httpOnly,
@@ -37,6 +58,19 @@ try {
     sameSite: c.sameSite,
     path: c.path,
   }));
+
+  // Log out the way the SPA's button does: the logout URL /bff/user handed out, then the IdP's
+  // confirmation page, then back on the site.
+  await page.goto(`${gateway}/`);
+  const logoutUrl = results.user.claims.find((c) => c.type === "bff:logout_url").value;
+  await page.goto(`${gateway}${logoutUrl}&returnUrl=/bye`);
+  results.logoutPage = new URL(page.url()).origin === new URL(gateway).origin ? "gateway" : "idp";
+  await Promise.all([page.waitForURL(`${gateway}/bye`), page.click('button[name="logout"]')]);
+  results.afterLogout = {
+    landedOn: new URL(page.url()).pathname,
+    user: await page.evaluate(async () => (await fetch("/bff/user", { headers: { "X-CSRF": "1" } })).status),
+    sessionCookie: (await context.cookies(gateway)).some((c) => c.name === "__Host-portcullis"),
+  };
 } finally {
   await browser.close();
 }

@@ -68,9 +68,15 @@ async fn a_page_on_another_site_cannot_call_protected_routes() {
 async fn a_browser_logs_in_and_the_page_reads_the_user_but_not_the_cookie() {
     let stack = crate::harness::login::start("").await;
     let gw = &stack.gw;
+    let foreign = Upstream::start("attacker").await;
     let results = run_browser_script(
         "login.mjs",
-        vec![format!("http://127.0.0.1:{}", gw.port), "frank".into()],
+        vec![
+            format!("http://127.0.0.1:{}", gw.port),
+            "frank".into(),
+            // `localhost` and `127.0.0.1` are different sites to the browser.
+            format!("http://localhost:{}", foreign.addr.port()),
+        ],
     )
     .await;
     assert_eq!(results["landedOn"], "/app/home", "{results}");
@@ -100,5 +106,14 @@ async fn a_browser_logs_in_and_the_page_reads_the_user_but_not_the_cookie() {
             .unwrap()
             .contains("__Host-portcullis"),
         "{results}"
+    );
+    // Another site's page cannot use the signed-in user's session on the API: the call with the
+    // header dies at the preflight, the simple one is refused by the gateway.
+    assert_eq!(results["crossOrigin"]["withHeader"], "blocked", "{results}");
+    assert_eq!(results["crossOrigin"]["simple"], "opaque", "{results}");
+    assert_eq!(
+        stack.api.hits(),
+        0,
+        "a cross-site call reached the API with the user's token"
     );
 }
