@@ -7,8 +7,9 @@
 //   OP_ACCESS_TOKEN_TTL                   seconds (short, so refresh can be tested)
 //   OP_CLIENT_AUTH                        token endpoint auth method (default client_secret_basic)
 //   OP_CLIENT_PUBLIC_KEY_FILE             PEM public key of the client, for private_key_jwt
-//   OP_SIGNING_KEY_FILE                   PEM RSA private key the OP signs with (kid "op-key"),
-//                                         so tests can forge tokens with the right key
+//   OP_SIGNING_KEY_FILE                   PEM RSA private key the OP signs with (kid
+//                                         OP_SIGNING_KEY_ID, default "op-key"), so tests can
+//                                         forge tokens with the right key or rotate keys
 // Traps handled here (see shared notes): PKCE forced for confidential clients, refresh tokens
 // issued and rotated, JWT access tokens for the API resource, consent auto-granted, OP cookies
 // renamed so they never collide with the gateway's on 127.0.0.1, loopback back-channel allowed.
@@ -48,7 +49,7 @@ if (env("OP_CLIENT_PUBLIC_KEY_FILE", "")) {
 }
 
 const signing = env("OP_SIGNING_KEY_FILE", "")
-  ? { keys: [{ ...createPrivateKey(readFileSync(env("OP_SIGNING_KEY_FILE", ""))).export({ format: "jwk" }), kid: "op-key", alg: "RS256", use: "sig" }] }
+  ? { keys: [{ ...createPrivateKey(readFileSync(env("OP_SIGNING_KEY_FILE", ""))).export({ format: "jwk" }), kid: env("OP_SIGNING_KEY_ID", "op-key"), alg: "RS256", use: "sig" }] }
   : undefined;
 
 const provider = new Provider(issuer, {

@@ -614,3 +614,87 @@ async fn logout_revokes_the_refresh_token_even_when_the_idp_session_is_left_alon
     )
     .await;
 }
+
+#[tokio::test]
+async fn client_secret_post_logs_in() {
+    let stack = login::start_with_op(
+        "",
+        &[("PORTCULLIS__OIDC__CLIENT_AUTH", "client_secret_post")],
+        &[("OP_CLIENT_AUTH", "client_secret_post")],
+    )
+    .await;
+    let mut ua = UserAgent::new();
+    let back = login::login(&mut ua, &stack.gw, "/", "olga").await;
+    assert_eq!(back.status, 302, "{}", back.body);
+    assert_eq!(login::user(&mut ua, &stack.gw).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_login_after_the_idp_rotated_its_signing_key_reloads_the_keys() {
+    let dir = crate::harness::gateway::scratch_dir();
+    let key = |name: &str| {
+        let path = dir.join(name);
+        let ok = std::process::Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+            ])
+            .arg(&path)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        path.display().to_string()
+    };
+    let (old_key, new_key) = (key("old.pem"), key("new.pem"));
+    let mut stack = login::start_with_op(
+        "",
+        &[],
+        &[
+            ("OP_SIGNING_KEY_FILE", &old_key),
+            ("OP_SIGNING_KEY_ID", "2026-01"),
+        ],
+    )
+    .await;
+    let gw = &stack.gw;
+    let mut ua = UserAgent::new();
+    assert_eq!(login::login(&mut ua, gw, "/", "pia").await.status, 302);
+
+    // The IdP rotates: same issuer, a new key with a new kid. The gateway's copy of the JWKS
+    // (refreshed only every 10 minutes here) does not know it yet.
+    let port: u16 = stack
+        .idp
+        .issuer
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    stack.idp.kill();
+    let redirect = format!("http://127.0.0.1:{}/signin-oidc", gw.port);
+    stack.idp = crate::harness::idp::Idp::start(
+        &[redirect],
+        &[
+            ("OP_PORT", &port.to_string()),
+            ("OP_SIGNING_KEY_FILE", &new_key),
+            ("OP_SIGNING_KEY_ID", "2026-02"),
+            (
+                "OP_BACKCHANNEL_URI",
+                &format!("http://127.0.0.1:{}/bff/backchannel", gw.port),
+            ),
+        ],
+    );
+    let mut fresh = UserAgent::new();
+    let back = login::login(&mut fresh, gw, "/", "pia").await;
+    assert_eq!(back.status, 302, "{}", back.body);
+    assert_eq!(login::user(&mut fresh, gw).await.status, 200);
+    assert!(
+        gw.log().contains("reloaded the IdP's signing keys"),
+        "the unknown kid should have reloaded the JWKS"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
