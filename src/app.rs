@@ -152,7 +152,20 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), AppError> {
     server.add_service(proxy);
     server.add_service(admin);
     let store_service = StoreService::new(&config, store).map_err(AppError::Redis)?;
-    server.add_service(background_service("session store", store_service));
+    let mut store_service = background_service("session store", store_service);
+    // fred runs every Redis connection's I/O on the runtime that connected it: this service's.
+    // One thread would carry the Redis traffic of every proxy thread (the authenticated-path
+    // profile in docs/benchmarks.md shows ~19 % of the gateway's CPU there at one proxy thread),
+    // so the pool's connections get as many threads as there are cores, up to the pool size.
+    store_service.threads = Some(
+        config
+            .redis
+            .as_ref()
+            .map_or(1, |r| r.pool_size)
+            .min(std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1),
+    );
+    server.add_service(store_service);
     if let (Some(oidc), Some(idp)) = (&config.oidc, idp) {
         readiness.register(idp.clone());
         let discovery = DiscoveryService::new(&oidc.issuer, oidc.discovery_refresh, idp)
