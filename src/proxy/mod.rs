@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! early_request_filter   keepalive, request id
-//! request_filter         BFF endpoints (/bff/login, /signin-oidc, /bff/user) answer here;
+//! request_filter         BFF endpoints (/bff/login, /signin-oidc, /bff/user, /bff/logout,
+//!                        /signout-callback-oidc, /bff/backchannel) answer here;
 //!                        otherwise route (reject ambiguous paths, 404 when nothing matches),
 //!                        anti-forgery on protected routes (401/403), then the route's token:
 //!                        session lookup, refresh when near expiry (401/503)
