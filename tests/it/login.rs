@@ -269,11 +269,26 @@ async fn logins_and_sessions_expire() {
         .await;
     assert_eq!(late.status, 400, "{}", late.body);
 
-    // Idle timeout: unused for longer than 2s, the session is gone.
+    // Idle timeout: unused for longer than 2s, the session is gone. Polling with
+    // `?slide=false` reports the time left without extending it.
     assert_eq!(login::login(&mut ua, gw, "/", "carol").await.status, 302);
     assert_eq!(login::user(&mut ua, gw).await.status, 200);
-    tokio::time::sleep(Duration::from_millis(3000)).await;
-    assert_eq!(login::user(&mut ua, gw).await.status, 401);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let poll = ua
+        .get(&gw.url("/bff/user?slide=false"), &[("x-csrf", "1")])
+        .await;
+    assert_eq!(poll.status, 200);
+    let claims: Value = serde_json::from_str(&poll.body).unwrap();
+    let left = claim(&claims, "bff:session_expires_in")
+        .and_then(Value::as_u64)
+        .unwrap();
+    assert!(left <= 1, "2s idle timeout, 1.2s unused: {left}s left");
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(
+        login::user(&mut ua, gw).await.status,
+        401,
+        "a slide=false poll must not keep the session alive"
+    );
 
     // Sliding keeps an active session alive, but never past the absolute timeout (5s).
     assert_eq!(login::login(&mut ua, gw, "/", "carol").await.status, 302);
