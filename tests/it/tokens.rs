@@ -18,6 +18,43 @@ fn jwt_claims(jwt: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
+/// Checks an RS256 JWT's signature with the OP's key (the tests give the OP its signing key):
+/// what the API behind the gateway would do before trusting the token.
+fn verify_signature(jwt: &str, key: &rsa::RsaPrivateKey) {
+    use sha2::Digest;
+    let (input, signature) = jwt.rsplit_once('.').expect("a JWT");
+    let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    rsa::RsaPublicKey::from(key)
+        .verify(
+            rsa::Pkcs1v15Sign::new::<sha2::Sha256>(),
+            &sha2::Sha256::digest(input.as_bytes()),
+            &signature,
+        )
+        .unwrap_or_else(|_| panic!("the upstream got a token the IdP did not sign"));
+}
+
+/// An RSA key for the OP to sign with, as (PEM file, key).
+fn op_signing_key() -> (std::path::PathBuf, rsa::RsaPrivateKey) {
+    use rsa::pkcs8::DecodePrivateKey;
+    let path = crate::harness::gateway::scratch_dir().join("op-key.pem");
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(&path)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let key = rsa::RsaPrivateKey::from_pkcs8_pem(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    (path, key)
+}
+
 fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -56,7 +93,13 @@ async fn call(ua: &mut UserAgent, gw: &Gateway, path: &str, extra: &[(&str, &str
 
 #[tokio::test]
 async fn each_route_policy_gives_the_api_the_right_token_and_never_the_browsers() {
-    let stack = login::start("").await;
+    let (key_file, op_key) = op_signing_key();
+    let stack = login::start_with_op(
+        "",
+        &[],
+        &[("OP_SIGNING_KEY_FILE", key_file.to_str().unwrap())],
+    )
+    .await;
     let (gw, api) = (&stack.gw, &stack.api);
     let mut ua = UserAgent::new();
 
@@ -93,6 +136,7 @@ async fn each_route_policy_gives_the_api_the_right_token_and_never_the_browsers(
     .await;
     let second = call(&mut ua, gw, "/machine/y", &[]).await;
     assert_eq!(first.status, 200);
+    verify_signature(first.token(), &op_key);
     let machine = jwt_claims(first.token());
     assert_eq!(machine["client_id"], CLIENT_ID, "{machine}");
     assert_eq!(machine["aud"], "api");
@@ -108,6 +152,7 @@ async fn each_route_policy_gives_the_api_the_right_token_and_never_the_browsers(
     for path in ["/api/orders", "/public-api/x", "/either/x"] {
         let seen = call(&mut ua, gw, path, &[("authorization", "Bearer forged")]).await;
         assert_eq!(seen.status, 200, "{path}");
+        verify_signature(seen.token(), &op_key);
         let claims = jwt_claims(seen.token());
         assert_eq!(claims["sub"], "alice", "{path}: {claims}");
         assert_eq!(claims["aud"], "api", "{path}");
