@@ -94,8 +94,8 @@ impl Gateway {
         }
     }
 
-    /// The decisions of `request_filter`, in pipeline order: route, then anti-forgery.
-    /// (Session lookup and token policy slot in between as they land.)
+    /// The synchronous decisions of `request_filter`: route, then anti-forgery (before any
+    /// session lookup, so a forged call costs no store round trip). `authorize` follows.
     fn admit(&self, session: &HttpSession, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
         let route = route::select(session, &self.routes)?;
         let protected = route.anti_forgery;

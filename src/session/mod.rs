@@ -2,8 +2,9 @@
 //!
 //! `id` makes and checks session ids, `seal` encrypts token material at rest, `store` is the
 //! one trait every backend implements (`memory` for a single replica, `redis` for replicas that
-//! share sessions). The login flow (next) builds on these; the same conformance suite
-//! (`tests/it/session_store.rs`) runs against every store.
+//! share sessions), `sessions` is the lifecycle on top (create at login, find and slide on
+//! requests, fenced updates on refresh, delete), `cookie` reads and writes the browser's side.
+//! The same conformance suite (`tests/it/session_store.rs`) runs against every store.
 
 pub mod cookie;
 pub mod id;
