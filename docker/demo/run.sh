@@ -11,12 +11,12 @@ cargo build --release --locked --bin portcullis
 node docker/demo/apps.mjs &
 apps=$!
 # The demo OP: the same pinned oidc-provider the tests use, with Portcullis registered as its
-# client (the settings in conf/portcullis.toml).
-OP_PORT=3002 OP_CLIENT_ID=portcullis OP_CLIENT_SECRET=portcullis-demo-secret \
-  OP_REDIRECT_URIS=http://127.0.0.1:8080/signin-oidc \
-  OP_POST_LOGOUT_URIS=http://127.0.0.1:8080/signout-callback-oidc \
-  OP_BACKCHANNEL_URI=http://127.0.0.1:8080/bff/backchannel \
-  node tests/idp/op.mjs &
+# client (docker/demo/op.env, shared with compose.yaml and tests/it/demo.rs).
+set -a
+# shellcheck source=docker/demo/op.env
+. docker/demo/op.env
+set +a
+node tests/idp/op.mjs &
 op=$!
 trap 'kill "$apps" "$op" 2>/dev/null || true' EXIT
 

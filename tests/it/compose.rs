@@ -101,8 +101,12 @@ fn the_compose_stack_runs_the_shipped_config_and_stays_in_sync_with_it() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // The OP knows the redirect URIs the config makes.
-    let op = services["op"]["environment"].to_string();
-    assert!(op.contains("http://127.0.0.1:8080/signin-oidc"), "{op}");
+    // The OP knows the redirect URIs the config makes (the same file the quickstart uses).
+    assert_eq!(services["op"]["env_file"], "demo/op.env");
+    let op = std::fs::read_to_string(root().join("docker/demo/op.env")).unwrap();
+    assert!(
+        op.contains("OP_REDIRECT_URIS=http://127.0.0.1:8080/signin-oidc"),
+        "{op}"
+    );
     assert!(config.contains("public_origin = \"http://127.0.0.1:8080\""));
 }

@@ -13,6 +13,7 @@ mod backchannel;
 mod browser;
 mod compose;
 mod config_cli;
+mod demo;
 mod failures;
 mod forwarding;
 mod helm;
