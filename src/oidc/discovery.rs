@@ -110,11 +110,13 @@ impl IdentityProvider {
     /// Re-reads the JWKS after a token named a key we do not know (the IdP rotated its keys
     /// since the last discovery). Rate-limited; returns the provider to retry with.
     pub async fn reload_keys(&self) -> Option<Arc<Provider>> {
-        let current = self.current()?;
         let mut last = self.last_key_reload.lock().await;
         if last.is_some_and(|t| t.elapsed() < KEY_RELOAD_EVERY) {
-            return None;
+            // Reloaded a moment ago (perhaps while this caller waited for the lock): retry with
+            // those keys rather than fetching again.
+            return self.current();
         }
+        let current = self.current()?;
         *last = Some(Instant::now());
         match JsonWebKeySet::fetch_async(current.metadata.jwks_uri(), &self.http).await {
             Ok(jwks) => {
