@@ -3,7 +3,7 @@
 use http::HeaderMap;
 
 use super::login_state::LoginState;
-use super::{param, return_url, Bff, Reply};
+use super::{param, return_url_param, Bff, Reply};
 use crate::error::GatewayError;
 use crate::oidc::IdentityProvider;
 use crate::session::{cookie, SessionId};
@@ -17,14 +17,9 @@ pub async fn start(
     headers: &HeaderMap,
     query: &[(String, String)],
 ) -> Reply {
-    let return_url = match return_url::check(param(query, "returnUrl")) {
+    let return_url = match return_url_param(query) {
         Ok(url) => url,
-        Err(e) => {
-            return GatewayError::InvalidParameter {
-                detail: e.to_string(),
-            }
-            .into()
-        }
+        Err(reply) => return reply,
     };
     let prompt = param(query, "prompt").filter(|p| !p.is_empty());
     if let Some(p) = prompt {

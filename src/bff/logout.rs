@@ -5,7 +5,7 @@
 use http::HeaderMap;
 
 use super::login_state::plausible_state;
-use super::{param, return_url, Bff, Reply};
+use super::{param, return_url, return_url_param, Bff, Reply};
 use crate::config::IdpLogout;
 use crate::error::GatewayError;
 use crate::oidc::IdentityProvider;
@@ -30,14 +30,9 @@ pub async fn start(
     headers: &HeaderMap,
     query: &[(String, String)],
 ) -> Reply {
-    let return_url = match return_url::check(param(query, "returnUrl")) {
+    let return_url = match return_url_param(query) {
         Ok(url) => url,
-        Err(e) => {
-            return GatewayError::InvalidParameter {
-                detail: e.to_string(),
-            }
-            .into()
-        }
+        Err(reply) => return reply,
     };
     let current = match bff.sessions.find(headers, false).await {
         Ok(c) => c,

@@ -225,6 +225,16 @@ fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
     out
 }
 
+/// The checked `returnUrl` parameter (`/` when absent), or the 400 to answer with.
+fn return_url_param(query: &[(String, String)]) -> Result<String, Reply> {
+    return_url::check(param(query, "returnUrl")).map_err(|e| {
+        GatewayError::InvalidParameter {
+            detail: e.to_string(),
+        }
+        .into()
+    })
+}
+
 fn param<'q>(query: &'q [(String, String)], name: &str) -> Option<&'q str> {
     query
         .iter()

@@ -323,11 +323,8 @@ impl Provider {
             .exchange_code(AuthorizationCode::new(code.to_string()))
             .map_err(|e| TokenError::Unavailable(e.to_string()))?
             .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_string()));
-        let assertion = self.client_assertion()?;
-        if let Some(assertion) = &assertion {
-            request = request
-                .add_extra_param("client_assertion_type", super::assertion::ASSERTION_TYPE)
-                .add_extra_param("client_assertion", assertion.as_str());
+        for (name, value) in self.grant_params(None)? {
+            request = request.add_extra_param(name, value);
         }
         request.request_async(http).await.map_err(classify)
     }
@@ -348,14 +345,8 @@ impl Provider {
         for scope in scopes {
             request = request.add_scope(Scope::new(scope.clone()));
         }
-        if let Some(resource) = resource {
-            request = request.add_extra_param("resource", resource);
-        }
-        let assertion = self.client_assertion()?;
-        if let Some(assertion) = &assertion {
-            request = request
-                .add_extra_param("client_assertion_type", super::assertion::ASSERTION_TYPE)
-                .add_extra_param("client_assertion", assertion.as_str());
+        for (name, value) in self.grant_params(resource)? {
+            request = request.add_extra_param(name, value);
         }
         let response = request.request_async(http).await.map_err(classify)?;
         Ok(granted(&response))
@@ -375,17 +366,31 @@ impl Provider {
         for scope in scopes {
             request = request.add_scope(Scope::new(scope.clone()));
         }
-        if let Some(resource) = resource {
-            request = request.add_extra_param("resource", resource);
-        }
-        let assertion = self.client_assertion()?;
-        if let Some(assertion) = &assertion {
-            request = request
-                .add_extra_param("client_assertion_type", super::assertion::ASSERTION_TYPE)
-                .add_extra_param("client_assertion", assertion.as_str());
+        for (name, value) in self.grant_params(resource)? {
+            request = request.add_extra_param(name, value);
         }
         let response = request.request_async(http).await.map_err(classify)?;
         Ok(granted(&response))
+    }
+
+    /// Parameters every token request of this client carries beyond its grant: the RFC 8707
+    /// `resource`, and the `private_key_jwt` assertion when that is how the client authenticates.
+    fn grant_params(
+        &self,
+        resource: Option<&str>,
+    ) -> Result<Vec<(&'static str, String)>, TokenError> {
+        let mut params = Vec::new();
+        if let Some(resource) = resource {
+            params.push(("resource", resource.to_string()));
+        }
+        if let Some(assertion) = self.client_assertion()? {
+            params.push((
+                "client_assertion_type",
+                super::assertion::ASSERTION_TYPE.to_string(),
+            ));
+            params.push(("client_assertion", assertion));
+        }
+        Ok(params)
     }
 
     fn client_assertion(&self) -> Result<Option<String>, TokenError> {

@@ -273,6 +273,27 @@ impl RedisStore {
         format!("{}:login:{{{state}}}", self.prefix)
     }
 
+    /// `SET key value NX PX ttl`: whether this call created the key.
+    async fn set_if_absent(
+        &self,
+        key: String,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let set: Option<String> = self
+            .pool
+            .set(
+                key,
+                value,
+                Some(Expiration::PX(millis(ttl))),
+                Some(SetOptions::NX),
+                false,
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(set.is_some())
+    }
+
     async fn index(&self, key: String, id: &SessionId) -> Result<(), StoreError> {
         self.pool
             .sadd::<(), _, _>(key.as_str(), id.as_str())
@@ -441,18 +462,7 @@ impl Store for RedisStore {
         owner: &str,
         lease: Duration,
     ) -> Result<bool, StoreError> {
-        let set: Option<String> = self
-            .pool
-            .set(
-                self.lock_key(id),
-                owner,
-                Some(Expiration::PX(millis(lease))),
-                Some(SetOptions::NX),
-                false,
-            )
-            .await
-            .map_err(unavailable)?;
-        Ok(set.is_some())
+        self.set_if_absent(self.lock_key(id), owner, lease).await
     }
 
     async fn renew_lock(
@@ -482,18 +492,8 @@ impl Store for RedisStore {
     }
 
     async fn first_use(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
-        let set: Option<String> = self
-            .pool
-            .set(
-                format!("{}:once:{{{key}}}", self.prefix),
-                "1",
-                Some(Expiration::PX(millis(ttl))),
-                Some(SetOptions::NX),
-                false,
-            )
+        self.set_if_absent(format!("{}:once:{{{key}}}", self.prefix), "1", ttl)
             .await
-            .map_err(unavailable)?;
-        Ok(set.is_some())
     }
 
     async fn sessions_of_sub(&self, sub: &str) -> Result<Vec<SessionId>, StoreError> {
