@@ -27,26 +27,11 @@ async fn admin(
 #[tokio::test]
 async fn admins_list_and_revoke_a_users_sessions_on_every_replica() {
     let redis = RedisServer::start();
-    let shared = format!(
-        "[session]\nstore = \"redis\"\nencryption_keys = [\"q0S8pJlY0E9o1cJc3m2m4G7mQ3cGmZq1v7bS0lJcR2U=\"]\n\
-         [redis]\nurl = \"redis://127.0.0.1:{}\"\n",
-        redis.port
-    );
+    let shared = redis.session_toml();
     let env = [("PORTCULLIS__ADMIN__SESSIONS_API_TOKEN", TOKEN)];
     let stack = login::start_with(&shared, &env).await;
     let a = &stack.gw;
-    let b = login::gateway_config(
-        crate::harness::free_port(),
-        a.port,
-        &stack.idp.issuer,
-        &stack.spa,
-        &stack.api,
-    )
-    .toml(&shared)
-    .env(env[0].0, env[0].1)
-    .start()
-    .await;
-    login::wait_ready(&b).await;
+    let b = login::second_replica(&stack, &shared, &env).await;
 
     // Max has three sessions (three browsers); Nina one.
     let mut max: Vec<UserAgent> = (0..3).map(|_| UserAgent::new()).collect();

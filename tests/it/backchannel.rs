@@ -5,41 +5,17 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use rsa::pkcs8::DecodePrivateKey;
 use rsa::{Pkcs1v15Sign, RsaPrivateKey};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::harness::idp::CLIENT_ID;
+use crate::harness::jwt::{rsa_key, unix_now};
 use crate::harness::login;
 use crate::harness::redis::RedisCluster;
 use crate::harness::{client, eventually, Gateway, UserAgent};
 
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn rsa_key(path: &std::path::Path) -> RsaPrivateKey {
-    let out = std::process::Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-        ])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    RsaPrivateKey::from_pkcs8_pem(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
 
 fn sign(header: &Value, claims: &Value, key: &RsaPrivateKey) -> String {
     let input = format!(
@@ -70,16 +46,6 @@ async fn post_logout_token(gw: &Gateway, token: &str) -> (u16, String, Option<St
     (r.status().as_u16(), r.text().await.unwrap(), cache)
 }
 
-fn claim(claims: &Value, name: &str) -> String {
-    claims
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == name)
-        .map(|c| c["value"].as_str().unwrap().to_string())
-        .unwrap()
-}
-
 #[tokio::test]
 async fn forged_replayed_or_stale_logout_tokens_change_nothing() {
     let dir = crate::harness::gateway::scratch_dir();
@@ -96,12 +62,15 @@ async fn forged_replayed_or_stale_logout_tokens_change_nothing() {
     let mut ua = UserAgent::new();
     assert_eq!(login::login(&mut ua, gw, "/", "kim").await.status, 302);
     let me: Value = serde_json::from_str(&login::user(&mut ua, gw).await.body).unwrap();
-    let sid = claim(&me, "sid");
+    let sid = login::claim(&me, "sid")
+        .and_then(Value::as_str)
+        .unwrap()
+        .to_string();
 
     let header = json!({ "alg": "RS256", "kid": "op-key", "typ": "logout+jwt" });
     let valid = |jti: &str| {
         json!({
-            "iss": stack.idp.issuer, "aud": CLIENT_ID, "iat": now(), "jti": jti,
+            "iss": stack.idp.issuer, "aud": CLIENT_ID, "iat": unix_now(), "jti": jti,
             "sub": "kim", "sid": sid, "events": { EVENT: {} },
         })
     };
@@ -153,7 +122,11 @@ async fn forged_replayed_or_stale_logout_tokens_change_nothing() {
         ),
         (
             "stale iat",
-            sign(&header, &with("j7", "iat", json!(now() - 3600)), &op_key),
+            sign(
+                &header,
+                &with("j7", "iat", json!(unix_now() - 3600)),
+                &op_key,
+            ),
         ),
         ("no jti", sign(&header, &without("j8", "jti"), &op_key)),
         ("neither sub nor sid", {
@@ -225,29 +198,10 @@ async fn forged_replayed_or_stale_logout_tokens_change_nothing() {
 #[tokio::test]
 async fn a_logout_at_the_idp_ends_the_session_on_every_replica() {
     let cluster = RedisCluster::start();
-    let nodes = cluster
-        .seeds()
-        .iter()
-        .map(|(h, p)| format!("\"{h}:{p}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let redis = format!(
-        "[session]\nstore = \"redis\"\nencryption_keys = [\"q0S8pJlY0E9o1cJc3m2m4G7mQ3cGmZq1v7bS0lJcR2U=\"]\n\
-         [redis]\ncluster_nodes = [{nodes}]\n"
-    );
+    let redis = cluster.session_toml();
     let stack = login::start(&redis).await;
     let a = &stack.gw;
-    let b = login::gateway_config(
-        crate::harness::free_port(),
-        a.port,
-        &stack.idp.issuer,
-        &stack.spa,
-        &stack.api,
-    )
-    .toml(&redis)
-    .start()
-    .await;
-    login::wait_ready(&b).await;
+    let b = login::second_replica(&stack, &redis, &[]).await;
 
     let mut ua = UserAgent::new();
     assert_eq!(login::login(&mut ua, a, "/", "lena").await.status, 302);

@@ -8,6 +8,7 @@ use base64::Engine;
 use serde_json::Value;
 
 use crate::harness::idp::{Idp, CLIENT_ID, CLIENT_SECRET};
+use crate::harness::jwt;
 use crate::harness::user_agent::query;
 use crate::harness::{client, UserAgent};
 
@@ -26,11 +27,6 @@ fn s256(verifier: &str) -> String {
         })
         .unwrap();
     URL_SAFE_NO_PAD.encode(out.stdout)
-}
-
-fn jwt_claims(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).expect("a JWT");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
 /// Logs `user` in through the dev interaction pages and returns the `code` and `state`.
@@ -118,12 +114,12 @@ async fn the_test_op_runs_pkce_logins_with_jwt_access_tokens_and_rotating_refres
     )
     .await;
     assert_eq!(status, 200, "{tokens}");
-    let id = jwt_claims(tokens["id_token"].as_str().unwrap());
+    let id = jwt::claims(tokens["id_token"].as_str().unwrap());
     assert_eq!(id["sub"], "alice");
     assert_eq!(id["nonce"], "n2");
     assert!(id["sid"].is_string(), "no sid in the ID token: {id}");
     assert_eq!(id["email"], "alice@example.test");
-    let access = jwt_claims(tokens["access_token"].as_str().unwrap());
+    let access = jwt::claims(tokens["access_token"].as_str().unwrap());
     assert_eq!(access["aud"], "api", "{access}");
     let first_refresh = tokens["refresh_token"]
         .as_str()

@@ -5,21 +5,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::login::{self, form_urlencoded_component};
+use crate::harness::jwt;
+use crate::harness::login::{self, claim, form_urlencoded_component};
 use crate::harness::redis::{RedisCluster, RedisServer};
 use crate::harness::user_agent::{absolute, query};
 use crate::harness::{client, free_port, UserAgent};
 
 const COOKIE: &str = "__Host-portcullis";
-
-fn claim<'a>(claims: &'a Value, name: &str) -> Option<&'a Value> {
-    claims
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == name)
-        .map(|c| &c["value"])
-}
 
 #[tokio::test]
 async fn a_user_logs_in_and_the_spa_sees_their_claims_but_never_a_token() {
@@ -320,13 +312,13 @@ async fn idp_errors_and_dead_sessions_get_clear_answers() {
 
     // prompt=none without a session at the OP: it answers error=login_required.
     let mut ua = UserAgent::new();
-    let page = ua
-        .navigate(&gw.url("/bff/login?prompt=none"), "nobody", |next| {
-            next.starts_with(&origin)
-                && !next.contains("/signin-oidc")
-                && !next.contains("/bff/login")
-        })
-        .await;
+    let page = login::through_idp(
+        &mut ua,
+        &origin,
+        &gw.url("/bff/login?prompt=none"),
+        "nobody",
+    )
+    .await;
     assert_eq!(page.status, 400, "{}", page.body);
     assert!(page.body.contains("login_required"), "{}", page.body);
     assert!(ua.cookie(COOKIE).is_none());
@@ -366,29 +358,15 @@ async fn idp_errors_and_dead_sessions_get_clear_answers() {
     assert_eq!(login::user(&mut ua, gw).await.status, 200);
 }
 
-const KEY: &str = "q0S8pJlY0E9o1cJc3m2m4G7mQ3cGmZq1v7bS0lJcR2U=";
-
 #[tokio::test]
 async fn replicas_sharing_a_redis_cluster_finish_each_others_logins() {
     let cluster = RedisCluster::start();
-    let nodes = cluster
-        .seeds()
-        .iter()
-        .map(|(h, p)| format!("\"{h}:{p}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let redis = format!(
-        "[session]\nstore = \"redis\"\nencryption_keys = [\"{KEY}\"]\n[redis]\ncluster_nodes = [{nodes}]\n"
-    );
+    let redis = cluster.session_toml();
     let stack = login::start(&redis).await;
     let a = &stack.gw;
     // Replica B: same public origin, same OP registration, same Redis; another process.
-    let b_port = free_port();
-    let b = login::gateway_config(b_port, a.port, &stack.idp.issuer, &stack.spa, &stack.api)
-        .toml(&redis)
-        .start()
-        .await;
-    login::wait_ready(&b).await;
+    let b = login::second_replica(&stack, &redis, &[]).await;
+    let b_port = b.port;
 
     // The login starts on A; the IdP's redirect back is delivered to B.
     let mut ua = UserAgent::new();
@@ -433,9 +411,8 @@ async fn replicas_sharing_a_redis_cluster_finish_each_others_logins() {
 async fn with_redis_down_login_answers_503_and_the_spa_still_serves() {
     let mut redis = RedisServer::start();
     let stack = login::start(&format!(
-        "[session]\nstore = \"redis\"\nencryption_keys = [\"{KEY}\"]\n\
-         [redis]\nurl = \"redis://127.0.0.1:{}\"\ncommand_timeout = \"300ms\"\n",
-        redis.port
+        "{}command_timeout = \"300ms\"\n",
+        redis.session_toml()
     ))
     .await;
     let gw = &stack.gw;
@@ -469,11 +446,7 @@ async fn logout_needs_the_sessions_sid_and_ends_the_session_here_and_at_the_idp(
     let gw = &stack.gw;
     let mut ua = UserAgent::new();
     assert_eq!(login::login(&mut ua, gw, "/", "grace").await.status, 302);
-    let claims: Value = serde_json::from_str(&login::user(&mut ua, gw).await.body).unwrap();
-    let logout_url = claim(&claims, "bff:logout_url")
-        .and_then(Value::as_str)
-        .unwrap()
-        .to_string();
+    let logout_url = login::logout_url(&mut ua, &gw.url("")).await;
     let old_cookie = ua.cookie(COOKIE).unwrap().to_string();
 
     // A cross-site link without (or with another) sid cannot log the user out.
@@ -510,24 +483,15 @@ async fn logout_needs_the_sessions_sid_and_ends_the_session_here_and_at_the_idp(
         .iter()
         .any(|c| c.starts_with(&format!("{COOKIE}=;")) && c.contains("Max-Age=0")));
     let origin = gw.url("");
-    let back = ua
-        .navigate(&end_session, "grace", |next| {
-            next.starts_with(&origin) && !next.contains("/signout-callback-oidc")
-        })
-        .await;
+    let back = login::through_idp(&mut ua, &origin, &end_session, "grace").await;
     assert_eq!(back.location(), Some("/bye"), "{}", back.body);
 
     // The old cookie is dead, and the IdP session too: prompt=none now fails.
     let mut replay = UserAgent::new();
     replay.jar.insert(COOKIE.into(), old_cookie);
     assert_eq!(login::user(&mut replay, gw).await.status, 401);
-    let silent = ua
-        .navigate(&gw.url("/bff/login?prompt=none"), "grace", |next| {
-            next.starts_with(&origin)
-                && !next.contains("/signin-oidc")
-                && !next.contains("/bff/login")
-        })
-        .await;
+    let silent =
+        login::through_idp(&mut ua, &origin, &gw.url("/bff/login?prompt=none"), "grace").await;
     assert_eq!(silent.status, 400, "{}", silent.body);
     assert!(silent.body.contains("login_required"), "{}", silent.body);
 
@@ -543,31 +507,8 @@ async fn private_key_jwt_logs_in_without_a_shared_secret() {
     use crate::harness::idp::{Idp, CLIENT_ID};
     let dir = crate::harness::gateway::scratch_dir();
     let (key, public) = (dir.join("client-key.pem"), dir.join("client-pub.pem"));
-    for args in [
-        vec![
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-            key.to_str().unwrap(),
-        ],
-        vec![
-            "pkey",
-            "-in",
-            key.to_str().unwrap(),
-            "-pubout",
-            "-out",
-            public.to_str().unwrap(),
-        ],
-    ] {
-        assert!(std::process::Command::new("openssl")
-            .args(&args)
-            .status()
-            .unwrap()
-            .success());
-    }
+    jwt::rsa_key(&key);
+    jwt::public_key(&key, &public);
     let port = free_port();
     let idp = Idp::start(
         &[format!("http://127.0.0.1:{port}/signin-oidc")],
@@ -605,11 +546,7 @@ async fn logout_revokes_the_refresh_token_even_when_the_idp_session_is_left_alon
     let gw = &stack.gw;
     let mut ua = UserAgent::new();
     assert_eq!(login::login(&mut ua, gw, "/", "ivan").await.status, 302);
-    let claims: Value = serde_json::from_str(&login::user(&mut ua, gw).await.body).unwrap();
-    let logout_url = claim(&claims, "bff:logout_url")
-        .and_then(Value::as_str)
-        .unwrap()
-        .to_string();
+    let logout_url = login::logout_url(&mut ua, &gw.url("")).await;
     assert_eq!(stack.idp.grants().await["refresh_tokens_destroyed"], 0);
 
     let out = ua
@@ -649,20 +586,7 @@ async fn a_login_after_the_idp_rotated_its_signing_key_reloads_the_keys() {
     let dir = crate::harness::gateway::scratch_dir();
     let key = |name: &str| {
         let path = dir.join(name);
-        let ok = std::process::Command::new("openssl")
-            .args([
-                "genpkey",
-                "-algorithm",
-                "RSA",
-                "-pkeyopt",
-                "rsa_keygen_bits:2048",
-                "-out",
-            ])
-            .arg(&path)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
+        jwt::rsa_key(&path);
         path.display().to_string()
     };
     let (old_key, new_key) = (key("old.pem"), key("new.pem"));

@@ -17,16 +17,9 @@ const USERS: usize = 4;
 #[tokio::test]
 async fn three_replicas_behind_a_load_balancer_survive_losing_one() {
     let cluster = RedisCluster::start();
-    let nodes = cluster
-        .seeds()
-        .iter()
-        .map(|(h, p)| format!("\"{h}:{p}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
     let shared = format!(
-        "[tokens]\nrefresh_skew = \"1s\"\nrefresh_lock_lease = \"2s\"\n\
-         [session]\nstore = \"redis\"\nencryption_keys = [\"q0S8pJlY0E9o1cJc3m2m4G7mQ3cGmZq1v7bS0lJcR2U=\"]\n\
-         [redis]\ncluster_nodes = [{nodes}]\n"
+        "[tokens]\nrefresh_skew = \"1s\"\nrefresh_lock_lease = \"2s\"\n{}",
+        cluster.session_toml()
     );
     let ports = [free_port(), free_port(), free_port()];
     let lb = Nginx::start(&ports);
@@ -49,13 +42,13 @@ async fn three_replicas_behind_a_load_balancer_survive_losing_one() {
     let mut users: Vec<UserAgent> = (0..USERS).map(|_| UserAgent::new()).collect();
     let origin = lb.url("");
     for (i, ua) in users.iter_mut().enumerate() {
-        let back = ua
-            .navigate(
-                &lb.url("/bff/login?returnUrl=/home"),
-                &format!("user{i}"),
-                |next| next.starts_with(&origin) && next.ends_with("/home"),
-            )
-            .await;
+        let back = login::through_idp(
+            ua,
+            &origin,
+            &lb.url("/bff/login?returnUrl=/home"),
+            &format!("user{i}"),
+        )
+        .await;
         assert_eq!(back.location(), Some("/home"), "{}", back.body);
     }
 
@@ -97,17 +90,7 @@ async fn three_replicas_behind_a_load_balancer_survive_losing_one() {
 
     // Logout through the load balancer ends each session on every surviving replica.
     for ua in users.iter_mut() {
-        let me = ua.get(&lb.url("/bff/user"), &[("x-csrf", "1")]).await;
-        assert_eq!(me.status, 200);
-        let claims: Value = serde_json::from_str(&me.body).unwrap();
-        let logout = claims
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["type"] == "bff:logout_url")
-            .and_then(|c| c["value"].as_str())
-            .unwrap()
-            .to_string();
+        let logout = login::logout_url(ua, &origin).await;
         let out = ua
             .get(&lb.url(&format!("{logout}&returnUrl=/bye")), &[])
             .await;

@@ -6,7 +6,7 @@ use portcullis::session::memory::MemoryStore;
 use portcullis::session::redis::{Endpoint, RedisOptions, RedisStore};
 use portcullis::session::{Replaced, SessionId, Store, StoreError, StoredSession};
 
-use crate::harness::redis::{RedisCluster, RedisServer};
+use crate::harness::redis::{RedisCluster, RedisServer, SESSION_KEY as KEY};
 use crate::harness::{client, eventually, free_port, GatewayConfig, Upstream};
 
 fn session(sub: &str, sid: Option<&str>) -> StoredSession {
@@ -313,8 +313,6 @@ async fn password_protected_redis_needs_the_password() {
     let store = RedisStore::connect(&with).await.unwrap();
     conformance(&store).await;
 }
-
-const KEY: &str = "q0S8pJlY0E9o1cJc3m2m4G7mQ3cGmZq1v7bS0lJcR2U=";
 
 async fn readiness(gw: &crate::harness::Gateway) -> (u16, serde_json::Value) {
     let r = client().get(gw.admin_url("/readyz")).send().await.unwrap();

@@ -8,15 +8,11 @@ use base64::Engine;
 use serde_json::Value;
 
 use crate::harness::idp::{Idp, CLIENT_ID};
+use crate::harness::jwt::{self, rsa_key, unix_now};
 use crate::harness::login::{self, Stack};
 use crate::harness::{Gateway, UserAgent};
 
 const COOKIE: &str = "__Host-portcullis";
-
-fn jwt_claims(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).expect("a JWT");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
 
 /// Checks an RS256 JWT's signature with the OP's key (the tests give the OP its signing key):
 /// what the API behind the gateway would do before trusting the token.
@@ -35,31 +31,9 @@ fn verify_signature(jwt: &str, key: &rsa::RsaPrivateKey) {
 
 /// An RSA key for the OP to sign with, as (PEM file, key).
 fn op_signing_key() -> (std::path::PathBuf, rsa::RsaPrivateKey) {
-    use rsa::pkcs8::DecodePrivateKey;
     let path = crate::harness::gateway::scratch_dir().join("op-key.pem");
-    let ok = std::process::Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-        ])
-        .arg(&path)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-    let key = rsa::RsaPrivateKey::from_pkcs8_pem(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let key = rsa_key(&path);
     (path, key)
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 /// What the API upstream saw of a call: its `Authorization` (if any) and `Cookie` headers.
@@ -137,7 +111,7 @@ async fn each_route_policy_gives_the_api_the_right_token_and_never_the_browsers(
     let second = call(&mut ua, gw, "/machine/y", &[]).await;
     assert_eq!(first.status, 200);
     verify_signature(first.token(), &op_key);
-    let machine = jwt_claims(first.token());
+    let machine = jwt::claims(first.token());
     assert_eq!(machine["client_id"], CLIENT_ID, "{machine}");
     assert_eq!(machine["aud"], "api");
     assert_eq!(first.token(), second.token(), "the client token is cached");
@@ -153,17 +127,17 @@ async fn each_route_policy_gives_the_api_the_right_token_and_never_the_browsers(
         let seen = call(&mut ua, gw, path, &[("authorization", "Bearer forged")]).await;
         assert_eq!(seen.status, 200, "{path}");
         verify_signature(seen.token(), &op_key);
-        let claims = jwt_claims(seen.token());
+        let claims = jwt::claims(seen.token());
         assert_eq!(claims["sub"], "alice", "{path}: {claims}");
         assert_eq!(claims["aud"], "api", "{path}");
-        assert!(claims["exp"].as_u64().unwrap() > now());
+        assert!(claims["exp"].as_u64().unwrap() > unix_now());
         let cookie = seen.cookie.unwrap_or_default();
         assert!(!cookie.contains(COOKIE), "{path}: {cookie}");
         assert!(cookie.contains("theme=dark"), "{path}: {cookie}");
     }
     // The client route stays the gateway's, session or not.
     let machine = call(&mut ua, gw, "/machine/x", &[]).await;
-    assert_eq!(jwt_claims(machine.token())["client_id"], CLIENT_ID);
+    assert_eq!(jwt::claims(machine.token())["client_id"], CLIENT_ID);
 
     let metrics = gw.metrics().await;
     assert!(
@@ -198,8 +172,8 @@ async fn tokens_near_expiry_are_refreshed_and_an_idp_outage_is_not_a_logout() {
     assert_eq!(seen.status, 200);
     let t2 = seen.token().to_string();
     assert_ne!(t1, t2, "the expired token was forwarded");
-    let claims = jwt_claims(&t2);
-    assert!(claims["exp"].as_u64().unwrap() > now(), "{claims}");
+    let claims = jwt::claims(&t2);
+    assert!(claims["exp"].as_u64().unwrap() > unix_now(), "{claims}");
     assert_eq!(claims["sub"], "bob");
     assert_eq!(stack.idp.grants().await["issued"]["refresh_token"], 1);
     // A fresh token is reused, not refreshed again.
@@ -255,36 +229,17 @@ async fn tokens_near_expiry_are_refreshed_and_an_idp_outage_is_not_a_logout() {
 async fn fifty_concurrent_calls_on_two_replicas_at_expiry_refresh_exactly_once() {
     use crate::harness::redis::RedisCluster;
     let cluster = RedisCluster::start();
-    let nodes = cluster
-        .seeds()
-        .iter()
-        .map(|(h, p)| format!("\"{h}:{p}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let shared = format!(
-        "{SHORT_TOKENS}[session]\nstore = \"redis\"\nencryption_keys = [\"q0S8pJlY0E9o1cJc3m2m4G7mQ3cGmZq1v7bS0lJcR2U=\"]\n\
-         [redis]\ncluster_nodes = [{nodes}]\n"
-    );
+    let shared = format!("{SHORT_TOKENS}{}", cluster.session_toml());
     let stack = login::start_with_op(&shared, &[], &[("OP_ACCESS_TOKEN_TTL", "4")]).await;
     let a = &stack.gw;
-    let b = login::gateway_config(
-        crate::harness::free_port(),
-        a.port,
-        &stack.idp.issuer,
-        &stack.spa,
-        &stack.api,
-    )
-    .toml(&shared)
-    .start()
-    .await;
-    login::wait_ready(&b).await;
+    let b = login::second_replica(&stack, &shared, &[]).await;
 
     let mut ua = UserAgent::new();
     let t1 = first_token(&mut ua, a, "carol").await;
     let cookie = format!("{COOKIE}={}", ua.cookie(COOKIE).unwrap());
     // Wait until the token is inside the refresh skew: every call below needs a refresh.
-    let expires = jwt_claims(&t1)["exp"].as_u64().unwrap();
-    while now() + 1 < expires {
+    let expires = jwt::claims(&t1)["exp"].as_u64().unwrap();
+    while unix_now() + 1 < expires {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -309,7 +264,7 @@ async fn fifty_concurrent_calls_on_two_replicas_at_expiry_refresh_exactly_once()
                 .as_str()
                 .and_then(|a| a.strip_prefix("Bearer "))
                 .map(String::from);
-            (status, token, now())
+            (status, token, unix_now())
         }
     });
     let results = futures_util::future::join_all(calls).await;
@@ -318,7 +273,7 @@ async fn fifty_concurrent_calls_on_two_replicas_at_expiry_refresh_exactly_once()
     let mut distinct = std::collections::BTreeSet::new();
     for (_, token, seen_at) in &results {
         let token = token.as_deref().expect("every call carried a token");
-        let claims = jwt_claims(token);
+        let claims = jwt::claims(token);
         assert_eq!(claims["sub"], "carol");
         assert_eq!(claims["aud"], "api");
         assert!(
@@ -345,11 +300,11 @@ async fn a_route_for_another_api_gets_a_token_for_that_audience_kept_per_session
     let gw = &stack.gw;
     let mut ua = UserAgent::new();
     let default_token = first_token(&mut ua, gw, "dora").await;
-    assert_eq!(jwt_claims(&default_token)["aud"], "api");
+    assert_eq!(jwt::claims(&default_token)["aud"], "api");
 
     let partner = call(&mut ua, gw, "/partner/orders", &[]).await;
     assert_eq!(partner.status, 200);
-    let claims = jwt_claims(partner.token());
+    let claims = jwt::claims(partner.token());
     assert_eq!(claims["aud"], "partner", "{claims}");
     assert_eq!(claims["sub"], "dora");
     // Kept in the session: the second call reuses it, and the default token is unchanged.
@@ -409,7 +364,7 @@ async fn websocket_handshakes_get_the_users_token_and_need_the_sites_origin() {
     let token = answer
         .strip_prefix("Bearer ")
         .expect("a bearer token upstream");
-    assert_eq!(jwt_claims(token)["sub"], "wes");
+    assert_eq!(jwt::claims(token)["sub"], "wes");
     ws.close(None).await.unwrap();
 
     // Another site's page (cross-site WebSocket hijacking) and an anonymous one are refused.

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use serde_json::Value;
+
 use super::idp::{Idp, CLIENT_ID, CLIENT_SECRET};
 use super::user_agent::{Page, UserAgent};
 use super::{client, eventually, free_port, Gateway, GatewayConfig, Upstream};
@@ -77,6 +79,25 @@ pub async fn start_with_op(extra: &str, env: &[(&str, &str)], op_env: &[(&str, &
     Stack { idp, gw, spa, api }
 }
 
+/// Another replica of `stack`'s gateway: same public origin, OP registration and upstreams,
+/// with `extra` TOML (the shared session store) and `env`.
+pub async fn second_replica(stack: &Stack, extra: &str, env: &[(&str, &str)]) -> Gateway {
+    let mut cfg = gateway_config(
+        free_port(),
+        stack.gw.port,
+        &stack.idp.issuer,
+        &stack.spa,
+        &stack.api,
+    )
+    .toml(extra);
+    for (k, v) in env {
+        cfg = cfg.env(k, v);
+    }
+    let gw = cfg.start().await;
+    wait_ready(&gw).await;
+    gw
+}
+
 /// The test OP, with the gateway's redirect URIs on these ports (and back-channel logout
 /// registered, which is what makes it put `sid` in ID tokens).
 /// (More OP settings in `op_env`.)
@@ -119,11 +140,47 @@ pub async fn login(ua: &mut UserAgent, gw: &Gateway, return_url: &str, user: &st
         "/bff/login?returnUrl={}",
         form_urlencoded_component(return_url)
     ));
-    let origin = gw.url("");
-    ua.navigate(&start, user, |next| {
-        next.starts_with(&origin) && !next.contains("/signin-oidc") && !next.contains("/bff/login")
+    through_idp(ua, &gw.url(""), &start, user).await
+}
+
+/// Navigates to `url` (a gateway login or logout) through the IdP, signing in as `user` where
+/// asked, and stops at the redirect that leads back into the app: the first one to a page on
+/// `origin` that is not one of the gateway's login or logout endpoints.
+pub async fn through_idp(ua: &mut UserAgent, origin: &str, url: &str, user: &str) -> Page {
+    ua.navigate(url, user, |next| {
+        next.starts_with(origin)
+            && ![
+                "/bff/login",
+                "/signin-oidc",
+                "/bff/logout",
+                "/signout-callback-oidc",
+            ]
+            .iter()
+            .any(|endpoint| next.contains(endpoint))
     })
     .await
+}
+
+/// One claim of a `/bff/user` answer.
+pub fn claim<'a>(claims: &'a Value, name: &str) -> Option<&'a Value> {
+    claims
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == name)
+        .map(|c| &c["value"])
+}
+
+/// The logout URL `/bff/user` on `origin` (a gateway, or a load balancer in front of several)
+/// hands the signed-in SPA (`/bff/logout?sid=...`).
+pub async fn logout_url(ua: &mut UserAgent, origin: &str) -> String {
+    let me = ua
+        .get(&format!("{origin}/bff/user"), &[("x-csrf", "1")])
+        .await;
+    let claims: Value = serde_json::from_str(&me.body).unwrap_or(Value::Null);
+    claim(&claims, "bff:logout_url")
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no logout URL for this browser: {}", me.body))
+        .to_string()
 }
 
 pub fn form_urlencoded_component(s: &str) -> String {

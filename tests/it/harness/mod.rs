@@ -2,6 +2,7 @@
 
 pub mod gateway;
 pub mod idp;
+pub mod jwt;
 pub mod login;
 pub mod nginx;
 pub mod redis;

@@ -8,6 +8,16 @@ use std::time::{Duration, Instant};
 use super::free_port;
 use super::gateway::scratch_dir;
 
+/// The session encryption key every replica of a test shares.
+pub const SESSION_KEY: &str = "q0S8pJlY0E9o1cJc3m2m4G7mQ3cGmZq1v7bS0lJcR2U=";
+
+/// `[session]` and `[redis]` for sessions in Redis at `redis_line` (`url = ...`, ...).
+fn session_toml(redis_line: &str) -> String {
+    format!(
+        "[session]\nstore = \"redis\"\nencryption_keys = [\"{SESSION_KEY}\"]\n[redis]\n{redis_line}\n"
+    )
+}
+
 pub struct RedisServer {
     child: Child,
     pub port: u16,
@@ -117,6 +127,11 @@ impl RedisServer {
         }
     }
 
+    /// Gateway config keeping sessions in this server.
+    pub fn session_toml(&self) -> String {
+        session_toml(&format!("url = \"redis://127.0.0.1:{}\"", self.port))
+    }
+
     /// Stops the server now (an outage), keeping the handle for its port.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -172,6 +187,17 @@ impl RedisCluster {
             node.wait_for(|out| out.contains("cluster_state:ok"), &["cluster", "info"]);
         }
         RedisCluster { nodes }
+    }
+
+    /// Gateway config keeping sessions in this cluster.
+    pub fn session_toml(&self) -> String {
+        let nodes = self
+            .seeds()
+            .iter()
+            .map(|(h, p)| format!("\"{h}:{p}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        session_toml(&format!("cluster_nodes = [{nodes}]"))
     }
 
     pub fn seeds(&self) -> Vec<(String, u16)> {
