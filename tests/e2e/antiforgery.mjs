@@ -3,6 +3,7 @@
 // Prints one JSON object with what each page could do; the Rust test asserts on it and on what
 // reached the API.
 import { chromium } from "playwright-core";
+import { crossSiteAttempts } from "./attacker.mjs";
 
 const [gateway, foreign] = process.argv.slice(2);
 const browser = await chromium.launch({
@@ -22,29 +23,7 @@ try {
   });
 
   // Another site's page tries the same calls with the user's cookies.
-  await page.goto(`${foreign}/evil`);
-  results.crossOrigin = await page.evaluate(async (target) => {
-    const out = {};
-    try {
-      const r = await fetch(`${target}/api/orders`, {
-        method: "POST",
-        credentials: "include",
-        headers: { "X-CSRF": "1", "Content-Type": "application/json" },
-        body: "{}",
-      });
-      out.withHeader = r.status;
-    } catch {
-      out.withHeader = "blocked";
-    }
-    try {
-      // A "simple" request needs no preflight: it is sent, but cannot carry the header.
-      const r = await fetch(`${target}/api/orders`, { method: "POST", credentials: "include", mode: "no-cors", body: "x" });
-      out.simple = r.type;
-    } catch {
-      out.simple = "error";
-    }
-    return out;
-  }, gateway);
+  results.crossOrigin = await crossSiteAttempts(page, foreign, gateway);
 } finally {
   await browser.close();
 }

@@ -4,6 +4,7 @@
 // the page's script could see of the cookies, and (with a foreign origin) what another site's
 // page could do with the signed-in user's session.
 import { chromium } from "playwright-core";
+import { crossSiteAttempts } from "./attacker.mjs";
 
 const [gateway, user, foreign] = process.argv.slice(2);
 const browser = await chromium.launch({
@@ -33,23 +34,7 @@ try {
   results.scriptCookies = await page.evaluate(() => document.cookie);
   if (foreign) {
     // The user is signed in; a page on another site tries to use that session on the API.
-    await page.goto(`${foreign}/evil`);
-    results.crossOrigin = await page.evaluate(async (target) => {
-      const out = {};
-      try {
-        const r = await fetch(`${target}/api/orders`, { credentials: "include", headers: { "X-CSRF": "1" } });
-        out.withHeader = r.status;
-      } catch {
-        out.withHeader = "blocked";
-      }
-      try {
-        const r = await fetch(`${target}/api/orders`, { method: "POST", credentials: "include", mode: "no-cors", body: "x" });
-        out.simple = r.type;
-      } catch {
-        out.simple = "error";
-      }
-      return out;
-    }, gateway);
+    results.crossOrigin = await crossSiteAttempts(page, foreign, gateway);
   }
   results.cookies = (await context.cookies(gateway)).map((c) => ({
     name: c.name,
