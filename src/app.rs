@@ -16,10 +16,11 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::admin::{Admin, Lifecycle, Readiness};
 use crate::bff::Bff;
-use crate::config::Config;
+use crate::config::{Config, StoreKind};
 use crate::metrics::Metrics;
 use crate::oidc::{DiscoveryService, IdentityProvider};
 use crate::proxy::Gateway;
+use crate::session::cache::SessionCache;
 use crate::session::service::{SessionStore, StoreService};
 use crate::session::Sessions;
 use crate::token::Tokens;
@@ -93,10 +94,18 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), AppError> {
     resolve_now(clusters.values())?;
     let routes = RouteTable::new(&config.routes, |name| clusters.get(name).cloned(), &metrics);
 
-    let store = Arc::new(SessionStore::default());
+    let store = Arc::new(SessionStore::new(metrics.sessions.store_degraded.clone()));
     readiness.register(store.clone());
-    let sessions =
-        Arc::new(Sessions::new(&config.session, store.clone()).map_err(AppError::Session)?);
+    let cache = Arc::new(SessionCache::new(
+        config.session.cache_size,
+        config.session.cache_max_age,
+        // Redis must report that it tracks reads before any is cached.
+        config.session.store == StoreKind::Redis,
+        metrics.sessions.clone(),
+    ));
+    let sessions = Arc::new(
+        Sessions::new(&config.session, store.clone(), cache.clone()).map_err(AppError::Session)?,
+    );
     let idp = IdentityProvider::from_config(&config)
         .map_err(AppError::Oidc)?
         .map(Arc::new);
@@ -151,7 +160,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), AppError> {
 
     server.add_service(proxy);
     server.add_service(admin);
-    let store_service = StoreService::new(&config, store).map_err(AppError::Redis)?;
+    let store_service = StoreService::new(&config, store, cache).map_err(AppError::Redis)?;
     let mut store_service = background_service("session store", store_service);
     // fred runs every Redis connection's I/O on the runtime that connected it: this service's.
     // One thread would carry the Redis traffic of every proxy thread (the authenticated-path

@@ -16,7 +16,7 @@ use http::{HeaderMap, Method, StatusCode};
 use serde_json::json;
 
 use crate::session::sessions::unix_now;
-use crate::session::{SessionId, Sessions, Store};
+use crate::session::{Sessions, StoreKey};
 
 const PREFIX: &str = "/admin/users/";
 
@@ -84,38 +84,32 @@ impl SessionsApi {
         if sub.is_empty() {
             return problem(StatusCode::NOT_FOUND, "the user's sub is missing");
         }
-        let Ok(store) = self.sessions.store() else {
-            return problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the session store is not connected",
-            );
-        };
-        let ids = match store.sessions_of_sub(&sub).await {
+        let ids = match self.sessions.of_sub(&sub).await {
             Ok(ids) => ids,
             Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
         };
         match (method, one.filter(|s| !s.is_empty())) {
-            (&Method::GET, None) => self.list(store.as_ref(), &sub, &ids).await,
-            (&Method::DELETE, None) => self.revoke(store.as_ref(), &sub, &ids).await,
+            (&Method::GET, None) => self.list(&sub, &ids).await,
+            (&Method::DELETE, None) => self.revoke(&sub, &ids).await,
             (&Method::DELETE, Some(fp)) => {
-                let chosen: Vec<SessionId> = ids
+                let chosen: Vec<StoreKey> = ids
                     .into_iter()
                     .filter(|id| id.fingerprint("admin") == fp)
                     .collect();
                 if chosen.is_empty() {
                     return problem(StatusCode::NOT_FOUND, "no such session for this user");
                 }
-                self.revoke(store.as_ref(), &sub, &chosen).await
+                self.revoke(&sub, &chosen).await
             }
             _ => problem(StatusCode::METHOD_NOT_ALLOWED, "GET or DELETE"),
         }
     }
 
-    async fn list(&self, store: &dyn Store, sub: &str, ids: &[SessionId]) -> ApiReply {
+    async fn list(&self, sub: &str, ids: &[StoreKey]) -> ApiReply {
         let now = unix_now();
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            let (Ok(Some(record)), Ok(ttl)) = (store.get(id).await, store.ttl(id).await) else {
+            let Ok(Some((record, ttl))) = self.sessions.describe(id).await else {
                 continue;
             };
             out.push(json!({
@@ -130,10 +124,10 @@ impl SessionsApi {
         reply(StatusCode::OK, json!({ "sub": sub, "sessions": out }))
     }
 
-    async fn revoke(&self, store: &dyn Store, sub: &str, ids: &[SessionId]) -> ApiReply {
+    async fn revoke(&self, sub: &str, ids: &[StoreKey]) -> ApiReply {
         let mut revoked = 0u64;
         for id in ids {
-            match store.delete(id).await {
+            match self.sessions.delete_key(id).await {
                 Ok(true) => {
                     revoked += 1;
                     tracing::info!(

@@ -3,11 +3,12 @@
 
 use http::HeaderMap;
 
-use super::login_state::{plausible_state, LoginState};
+use super::login_state::{plausible_state, Pending};
 use super::{param, Bff, Reply};
 use crate::error::{GatewayError, LoginFailure};
 use crate::oidc::{IdTokenError, IdentityProvider, TokenError};
-use crate::session::{cookie, SessionData};
+use crate::session::sessions::unix_now;
+use crate::session::SessionData;
 
 pub async fn finish(
     bff: &Bff,
@@ -15,29 +16,34 @@ pub async fn finish(
     headers: &HeaderMap,
     query: &[(String, String)],
 ) -> Reply {
-    let failed = |why| GatewayError::LoginFailed(why).into();
     let Some(state) = param(query, "state").filter(|s| !s.is_empty()) else {
-        return failed(LoginFailure::MissingState);
+        return GatewayError::LoginFailed(LoginFailure::MissingState).into();
     };
-    if !plausible_state(state) {
-        return failed(LoginFailure::UnknownState);
-    }
-    // Taken (and so consumed) before anything else: a state works once, whatever happens next.
-    let login = match bff.sessions.take_login_state(state).await {
-        Ok(Some(plain)) => match serde_json::from_slice::<LoginState>(&plain) {
-            Ok(login) => login,
-            Err(_) => return failed(LoginFailure::UnknownState),
-        },
-        Ok(None) => return failed(LoginFailure::UnknownState),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read the login state");
-            return GatewayError::SessionStoreUnavailable.into();
-        }
+    let (name, timeout) = (bff.login_cookie_name(), bff.login_timeout.as_secs());
+    let mut pending = Pending::read(&bff.sessions, headers, name, unix_now(), timeout);
+    // Taken out of the browser's cookie before anything else: whatever happens next, this
+    // state does not work twice from this browser.
+    let login = plausible_state(state)
+        .then(|| pending.take(state))
+        .flatten();
+    let remaining = if pending.present {
+        pending.set_cookie(&bff.sessions, name, timeout)
+    } else {
+        None
     };
-    let binding = cookie::session_id(headers, bff.binding_cookie_name());
-    if binding.as_ref().map(|b| b.as_str()) != Some(login.binding.as_str()) {
-        return failed(LoginFailure::OtherBrowser);
-    }
+    // Every answer from here on carries the cookie without this login.
+    let answer = |error| Reply::Error {
+        error,
+        cookies: remaining.iter().cloned().collect(),
+    };
+    let failed = |why| answer(GatewayError::LoginFailed(why));
+    let Some(login) = login else {
+        return failed(if pending.present {
+            LoginFailure::UnknownState
+        } else {
+            LoginFailure::OtherBrowser
+        });
+    };
     if let Some(code) = param(query, "error") {
         return failed(LoginFailure::IdentityProvider {
             code: oauth_error_code(code),
@@ -47,7 +53,7 @@ pub async fn finish(
         return failed(LoginFailure::MissingCode);
     };
     let Some(provider) = idp.current() else {
-        return GatewayError::IdentityProviderUnavailable.into();
+        return answer(GatewayError::IdentityProviderUnavailable);
     };
 
     let response = match provider
@@ -61,7 +67,7 @@ pub async fn finish(
         }
         Err(e @ TokenError::Unavailable(_)) => {
             tracing::warn!(error = %e, "code exchange failed");
-            return GatewayError::IdentityProviderFailed.into();
+            return answer(GatewayError::IdentityProviderFailed);
         }
     };
     let tokens = match provider.login_tokens(&response, &login.nonce) {
@@ -75,7 +81,7 @@ pub async fn finish(
         Ok(t) => t,
         Err(e) => {
             tracing::warn!(error = %e, "refusing the ID token of a login");
-            return GatewayError::IdentityProviderFailed.into();
+            return answer(GatewayError::IdentityProviderFailed);
         }
     };
     let claim = |name: &str| {
@@ -86,7 +92,7 @@ pub async fn finish(
             .map(String::from)
     };
     let (Some(sub), sid) = (claim("sub"), claim("sid")) else {
-        return GatewayError::IdentityProviderFailed.into();
+        return answer(GatewayError::IdentityProviderFailed);
     };
     let data = SessionData {
         access_token: tokens.access_token,
@@ -100,7 +106,7 @@ pub async fn finish(
         Ok(id) => id,
         Err(e) => {
             tracing::warn!(error = %e, "cannot store the new session");
-            return GatewayError::SessionStoreUnavailable.into();
+            return answer(GatewayError::SessionStoreUnavailable);
         }
     };
     // A session the browser still held ends here: one browser, one session.
@@ -110,9 +116,11 @@ pub async fn finish(
         }
     }
     tracing::info!("login completed");
+    let mut cookies = vec![bff.sessions.set_cookie(&id)];
+    cookies.extend(remaining);
     Reply::Redirect {
         location: login.return_url,
-        cookies: vec![bff.sessions.set_cookie(&id)],
+        cookies,
     }
 }
 

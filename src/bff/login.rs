@@ -2,11 +2,11 @@
 
 use http::HeaderMap;
 
-use super::login_state::LoginState;
+use super::login_state::{LoginState, Pending};
 use super::{param, return_url_param, Bff, Reply};
 use crate::error::GatewayError;
 use crate::oidc::IdentityProvider;
-use crate::session::{cookie, SessionId};
+use crate::session::sessions::unix_now;
 
 /// `prompt` values passed through to the IdP (OIDC Core §3.1.2.1, Initiating User Registration).
 const PROMPTS: &[&str] = &["none", "login", "consent", "select_account", "create"];
@@ -35,33 +35,23 @@ pub async fn start(
     };
     let request = provider.authorize(prompt);
 
-    // One binding per browser, shared by its tabs, so parallel logins all succeed.
-    let binding_name = bff.binding_cookie_name();
-    let binding = cookie::session_id(headers, binding_name).unwrap_or_else(SessionId::generate);
-    let state = LoginState {
+    // The login waits in the browser's sealed cookie, beside its other tabs' logins: nothing
+    // is stored for a client that never comes back.
+    let (name, timeout) = (bff.login_cookie_name(), bff.login_timeout.as_secs());
+    let now = unix_now();
+    let mut pending = Pending::read(&bff.sessions, headers, name, now, timeout);
+    pending.push(LoginState {
+        state: request.state,
         pkce_verifier: request.pkce_verifier,
         nonce: request.nonce,
         return_url,
-        binding: binding.as_str().to_string(),
-    };
-    let Ok(plain) = serde_json::to_vec(&state) else {
+        started: now,
+    });
+    let Some(cookie) = pending.set_cookie(&bff.sessions, name, timeout) else {
         return GatewayError::Internal.into();
     };
-    if let Err(e) = bff
-        .sessions
-        .put_login_state(&request.state, &plain, bff.login_timeout)
-        .await
-    {
-        tracing::warn!(error = %e, "cannot store the login state");
-        return GatewayError::SessionStoreUnavailable.into();
-    }
     Reply::Redirect {
         location: request.url,
-        cookies: vec![cookie::set_with_max_age(
-            binding_name,
-            &binding,
-            bff.sessions.cookie.secure,
-            bff.login_timeout.as_secs(),
-        )],
+        cookies: vec![cookie],
     }
 }

@@ -11,7 +11,7 @@ use crate::error::GatewayError;
 use crate::oidc::IdentityProvider;
 use crate::session::{Current, SessionId};
 
-/// Logout states share the login-state store; the prefix keeps the two apart.
+/// Keeps logout states apart from anything else under the store's state keys.
 const STATE_PREFIX: &str = "lo.";
 
 /// The value `/bff/logout` requires: the IdP's `sid`, or, when the IdP has none, one derived
@@ -58,7 +58,7 @@ pub async fn start(
         }
         .into();
     }
-    if let Err(e) = bff.sessions.delete(&current.id).await {
+    if let Err(e) = bff.sessions.delete_key(&current.key).await {
         tracing::warn!(error = %e, "cannot delete the session at logout");
         return GatewayError::SessionStoreUnavailable.into();
     }
@@ -95,7 +95,7 @@ pub async fn start(
             let state = SessionId::generate();
             let stored = bff
                 .sessions
-                .put_login_state(
+                .put_logout_state(
                     &format!("{STATE_PREFIX}{}", state.as_str()),
                     return_url.as_bytes(),
                     bff.login_timeout,
@@ -123,7 +123,7 @@ pub async fn finish(bff: &Bff, query: &[(String, String)]) -> Reply {
     if let Some(state) = param(query, "state").filter(|s| plausible_state(s)) {
         if let Ok(Some(url)) = bff
             .sessions
-            .take_login_state(&format!("{STATE_PREFIX}{state}"))
+            .take_logout_state(&format!("{STATE_PREFIX}{state}"))
             .await
         {
             if let Ok(url) = String::from_utf8(url) {

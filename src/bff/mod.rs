@@ -102,7 +102,7 @@ impl From<GatewayError> for Reply {
 
 pub struct Bff {
     pub sessions: Arc<Sessions>,
-    /// The session cookie, then the login binding cookie: never forwarded upstream.
+    /// The session cookie, then the pending-login cookie: never forwarded upstream.
     pub cookie_names: [String; 2],
     idp: Option<Arc<IdentityProvider>>,
     callback_path: String,
@@ -208,8 +208,8 @@ impl Bff {
         }
     }
 
-    /// The cookie that ties a login to the browser that started it.
-    fn binding_cookie_name(&self) -> &str {
+    /// The cookie that holds the browser's logins in progress (`login_state.rs`).
+    fn login_cookie_name(&self) -> &str {
         &self.cookie_names[1]
     }
 }

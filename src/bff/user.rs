@@ -10,7 +10,6 @@ use serde_json::{json, Value};
 use super::logout::logout_key;
 use super::{param, Bff, Reply};
 use crate::error::GatewayError;
-use crate::session::sessions::unix_now;
 
 /// Protocol claims of the ID token that say nothing about the user.
 const HIDDEN: &[&str] = &[
@@ -56,19 +55,11 @@ pub async fn claims(bff: &Bff, headers: &HeaderMap, query: &[(String, String)]) 
         form_urlencoded::byte_serialize(logout_key(&current).as_bytes()).collect::<String>()
     );
     out.push(json!({ "type": "bff:logout_url", "value": logout_url }));
-    // After a slide the remaining time is known; without one, ask the store (one more round
-    // trip, only for `?slide=false` polls).
-    let mut expires_in = current.idle_expires_at.saturating_sub(unix_now());
-    if !slide {
-        if let Ok(store) = bff.sessions.store() {
-            if let Ok(Some(ttl)) = store.ttl(&current.id).await {
-                expires_in = expires_in.min(ttl.as_secs());
-            }
-        }
-    }
+    // Exact: the session's copy knows the expiry the store has (read with it, pushed by
+    // slides, and dropped when another replica pushes it).
     out.push(json!({
         "type": "bff:session_expires_in",
-        "value": expires_in,
+        "value": current.idle_expires_in().as_secs(),
     }));
     Reply::Json {
         body: Bytes::from(Value::Array(out).to_string()),

@@ -409,6 +409,12 @@ pub struct SessionConfig {
     pub absolute_timeout: Duration,
     /// Base64 AES-256 keys; the first seals, all open.
     pub encryption_keys: Vec<Secret>,
+    /// Opened sessions kept per replica (0: no cache, every call reads the store).
+    pub cache_size: usize,
+    /// How long a cached session is trusted before the store is read again, even without an
+    /// invalidation (a safety net; invalidations normally arrive within milliseconds).
+    #[serde(serialize_with = "ser_duration")]
+    pub cache_max_age: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -591,6 +591,20 @@ fn session(s: &Section<'_, '_>) -> Option<SessionConfig> {
             );
         }
     }
+    let cache_size = s
+        .integer("cache_size", 0, 10_000_000)
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(10_000);
+    let cache_max_age = s
+        .duration("cache_max_age")
+        .unwrap_or(Duration::from_secs(300));
+    if cache_max_age.is_zero() {
+        s.issue(
+            "cache_max_age",
+            "must be longer than zero",
+            "use e.g. \"5m\", or set cache_size = 0 to turn the session cache off",
+        );
+    }
     if store == StoreKind::Redis && encryption_keys.is_empty() {
         s.issue(
             "encryption_keys",
@@ -605,6 +619,8 @@ fn session(s: &Section<'_, '_>) -> Option<SessionConfig> {
         idle_timeout,
         absolute_timeout,
         encryption_keys,
+        cache_size,
+        cache_max_age,
     })
 }
 

@@ -24,6 +24,25 @@ pub struct Metrics {
     upstream_healthy: IntGaugeVec,
     ready: IntGauge,
     pub tokens: TokenMetrics,
+    pub sessions: SessionMetrics,
+}
+
+/// The session tier: the per-replica cache and the store behind it.
+#[derive(Clone)]
+pub struct SessionMetrics {
+    /// Requests whose session came from this replica's cache (no store round trip).
+    pub cache_hits: IntCounter,
+    /// Lookups that had to read the store.
+    pub cache_misses: IntCounter,
+    /// Cached sessions dropped because they changed or ended, here or on another replica
+    /// (`reason`: changed, flushed).
+    pub cache_invalidations: IntCounterVec,
+    /// Cached sessions dropped to stay within `session.cache_size`.
+    pub cache_evictions: IntCounter,
+    pub cache_entries: IntGauge,
+    /// 1 while the session store cannot be reached (readiness stays up; calls that need the
+    /// store answer 503).
+    pub store_degraded: IntGauge,
 }
 
 /// Token refresh and client-credentials metrics (`outcome` is a fixed set of words).
@@ -117,6 +136,42 @@ impl Metrics {
                 &["by"],
             )?,
         };
+        let sessions = SessionMetrics {
+            cache_hits: IntCounter::new(
+                "session_cache_hits_total",
+                "Session lookups answered from this replica's cache.",
+            )?,
+            cache_misses: IntCounter::new(
+                "session_cache_misses_total",
+                "Session lookups that read the session store.",
+            )?,
+            cache_invalidations: IntCounterVec::new(
+                Opts::new(
+                    "session_cache_invalidations_total",
+                    "Cached sessions dropped because they changed or ended (changed), or because \
+                     the store connection that reported changes was lost (flushed).",
+                ),
+                &["reason"],
+            )?,
+            cache_evictions: IntCounter::new(
+                "session_cache_evictions_total",
+                "Cached sessions dropped to stay within session.cache_size.",
+            )?,
+            cache_entries: IntGauge::new(
+                "session_cache_entries",
+                "Sessions held in this replica's cache.",
+            )?,
+            store_degraded: IntGauge::new(
+                "session_store_degraded",
+                "1 while the session store cannot be reached.",
+            )?,
+        };
+        registry.register(Box::new(sessions.cache_hits.clone()))?;
+        registry.register(Box::new(sessions.cache_misses.clone()))?;
+        registry.register(Box::new(sessions.cache_invalidations.clone()))?;
+        registry.register(Box::new(sessions.cache_evictions.clone()))?;
+        registry.register(Box::new(sessions.cache_entries.clone()))?;
+        registry.register(Box::new(sessions.store_degraded.clone()))?;
         registry.register(Box::new(tokens.sessions_revoked.clone()))?;
         registry.register(Box::new(tokens.refreshes.clone()))?;
         registry.register(Box::new(tokens.refresh_duration.clone()))?;
@@ -136,6 +191,7 @@ impl Metrics {
             upstream_healthy,
             ready,
             tokens,
+            sessions,
         })
     }
 

@@ -8,6 +8,7 @@ use pingora::lb::Backend;
 use crate::bff::Endpoint;
 use crate::config::Destination;
 use crate::error::GatewayError;
+use crate::session::Current;
 use crate::upstream::Route;
 
 pub struct RequestCtx {
@@ -22,6 +23,8 @@ pub struct RequestCtx {
     /// The address last tried, so a retry after a failed connect goes elsewhere.
     pub backend: Option<Backend>,
     pub connect_attempts: u8,
+    /// The signed-in user's session, found by the session phase on routes that want one.
+    pub session: Option<Current>,
     /// What the upstream gets as `Authorization` on a token route (decided in
     /// `request_filter`, set in `upstream_request_filter`).
     pub authorization: Option<http::HeaderValue>,
@@ -39,6 +42,7 @@ impl Default for RequestCtx {
             destination: None,
             backend: None,
             connect_attempts: 0,
+            session: None,
             authorization: None,
             error: None,
         }

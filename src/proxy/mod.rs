@@ -4,9 +4,10 @@
 //! early_request_filter   keepalive, request id
 //! request_filter         BFF endpoints (/bff/login, /signin-oidc, /bff/user, /bff/logout,
 //!                        /signout-callback-oidc, /bff/backchannel) answer here;
-//!                        otherwise route (reject ambiguous paths, 404 when nothing matches),
-//!                        anti-forgery on protected routes (401/403), then the route's token:
-//!                        session lookup, refresh when near expiry (401/503)
+//!                        otherwise route.rs (reject ambiguous paths, 404 when nothing matches),
+//!                        antiforgery.rs on protected routes (401/403), session.rs (cache, then
+//!                        store; 503 when it cannot answer), then the route's token (token/:
+//!                        refresh when near expiry; 401/503)
 //! upstream_peer          healthy destination of the route's cluster (503 when none)
 //! fail_to_connect        try another destination
 //! upstream_request_filter  path rewrite, Host, X-Forwarded-*, X-Request-Id, session cookies
@@ -25,6 +26,7 @@ mod rescue;
 mod respond;
 mod response;
 mod route;
+mod session;
 mod upstream;
 
 use std::sync::Arc;
@@ -40,6 +42,7 @@ use crate::bff::{Bff, Endpoint};
 use crate::config::{AntiForgeryConfig, Cidr, Config, Origin, TokenPolicy};
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, RouteMetrics};
+use crate::session::Sessions;
 use crate::token::Tokens;
 use crate::upstream::RouteTable;
 
@@ -58,6 +61,7 @@ pub struct Gateway {
     /// Counts requests that matched no route.
     unrouted: RouteMetrics,
     bff: Arc<Bff>,
+    sessions: Arc<Sessions>,
     tokens: Arc<Tokens>,
     /// One per [`Endpoint`], in `Endpoint::ALL` order.
     endpoint_metrics: Vec<RouteMetrics>,
@@ -77,6 +81,7 @@ impl Gateway {
                 .iter()
                 .map(|e| metrics.route(e.name(), "-"))
                 .collect(),
+            sessions: bff.sessions.clone(),
             bff,
             routes,
             anti_forgery: config.anti_forgery.clone(),
@@ -106,19 +111,23 @@ impl Gateway {
         Ok(())
     }
 
-    /// Token injection, first half: decide the route's `Authorization` (session lookup and
-    /// refresh happen here, where a failure can still be answered with 401/503).
-    async fn authorize(
+    /// The request phases before the upstream, in order; the first failure is the answer.
+    async fn phases(
         &self,
         session: &HttpSession,
         ctx: &mut RequestCtx,
     ) -> Result<(), GatewayError> {
-        let Some(route) = &ctx.route else {
+        self.admit(session, ctx)?;
+        let Some(route) = ctx.route.clone() else {
             return Ok(());
         };
+        ctx.session =
+            self::session::lookup(&self.sessions, &route, &session.req_header().headers).await?;
+        // Token injection, first half: decide the `Authorization` (refreshing here, where a
+        // failure can still be answered with 401/503); `upstream_request_filter` sets it.
         ctx.authorization = self
             .tokens
-            .authorization(route, &session.req_header().headers)
+            .authorization(&route, ctx.session.as_ref())
             .await?;
         Ok(())
     }
@@ -197,11 +206,7 @@ impl ProxyHttp for Gateway {
             self.serve_endpoint(endpoint, session, ctx).await?;
             return Ok(true);
         }
-        let admitted = match self.admit(session, ctx) {
-            Ok(()) => self.authorize(session, ctx).await,
-            Err(e) => Err(e),
-        };
-        match admitted {
+        match self.phases(session, ctx).await {
             Ok(()) => Ok(false),
             Err(err) => {
                 respond::error(session, ctx, &err).await?;

@@ -12,14 +12,23 @@ use super::SessionId;
 /// them). Browsers list more specific cookies first; a planted duplicate under another path
 /// can only make the user look logged out, never log them in as someone else.
 pub fn session_id(headers: &HeaderMap, name: &str) -> Option<SessionId> {
+    values(headers, name).find_map(SessionId::parse)
+}
+
+/// The first value of the cookie `name` (the login cookie, which is not an id).
+pub fn value<'h>(headers: &'h HeaderMap, name: &'h str) -> Option<&'h str> {
+    values(headers, name).next()
+}
+
+fn values<'h>(headers: &'h HeaderMap, name: &'h str) -> impl Iterator<Item = &'h str> + 'h {
     headers
         .get_all(http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(k, _)| *k == name)
-        .find_map(|(_, v)| SessionId::parse(v.trim()))
+        .filter(move |(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
 }
 
 /// The `Cookie` header to send upstream: every cookie but ours, joined into one header.
@@ -52,19 +61,19 @@ fn attributes(secure: bool) -> &'static str {
 /// `Set-Cookie` for a new session. No `Max-Age`: the server-side session decides its lifetime,
 /// and the cookie goes with the browser session.
 pub fn set(name: &str, id: &SessionId, secure: bool) -> String {
-    format!("{name}={}; {}", id.as_str(), attributes(secure))
+    set_value(name, id.as_str(), secure, None)
+}
+
+/// `Set-Cookie` for any of our cookies; with `max_age_secs` it expires on its own (the
+/// pending-login cookie).
+pub fn set_value(name: &str, value: &str, secure: bool, max_age_secs: Option<u64>) -> String {
+    match max_age_secs {
+        Some(secs) => format!("{name}={value}; Max-Age={secs}; {}", attributes(secure)),
+        None => format!("{name}={value}; {}", attributes(secure)),
+    }
 }
 
 /// `Set-Cookie` that removes the cookie.
-/// A cookie that expires on its own after `max_age_secs` (the login binding).
-pub fn set_with_max_age(name: &str, id: &SessionId, secure: bool, max_age_secs: u64) -> String {
-    format!(
-        "{name}={}; Max-Age={max_age_secs}; {}",
-        id.as_str(),
-        attributes(secure)
-    )
-}
-
 pub fn clear(name: &str, secure: bool) -> String {
     format!("{name}=; Max-Age=0; {}", attributes(secure))
 }

@@ -51,6 +51,40 @@ impl SessionId {
     }
 }
 
+/// The name a session is stored under: base64url of HMAC-SHA256(id) with a key only the
+/// gateway holds (`KeyRing::store_keys`). Keys, index members and lock names in the store are
+/// built from it, so nothing in the store leads back to a cookie.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StoreKey(String);
+
+impl StoreKey {
+    pub(crate) fn from_digest(digest: &[u8]) -> StoreKey {
+        StoreKey(URL_SAFE_NO_PAD.encode(digest))
+    }
+
+    /// Accepts exactly the shape [`from_digest`](Self::from_digest) makes (index members and
+    /// invalidated keys come back from the store as text).
+    pub fn parse(s: &str) -> Option<StoreKey> {
+        SessionId::parse(s).map(|id| StoreKey(id.0))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A short, stable name for this session in logs and the admin API (see
+    /// [`SessionId::fingerprint`]).
+    pub fn fingerprint(&self, purpose: &str) -> String {
+        SessionId(self.0.clone()).fingerprint(purpose)
+    }
+}
+
+impl fmt::Debug for StoreKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoreKey({})", self.fingerprint("debug"))
+    }
+}
+
 /// Never prints the id itself: it is a bearer credential.
 impl fmt::Debug for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

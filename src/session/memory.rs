@@ -1,7 +1,7 @@
 //! The in-process store: the default for one replica and for the quickstart.
 //!
 //! Everything lives in one mutex-guarded map set; entries expire lazily on access and in a
-//! sweep every few hundred writes, so memory is bounded by the live sessions.
+//! sweep every few hundred writes of any kind, so memory is bounded by the live entries.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -9,21 +9,21 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::store::{Replaced, Store, StoreError, StoredSession};
-use super::SessionId;
+use super::store::{Fetched, Origin, Replaced, Store, StoreError, StoredSession};
+use super::StoreKey;
 
 const SWEEP_EVERY: u32 = 256;
 
 #[derive(Default)]
 struct Inner {
-    sessions: HashMap<SessionId, (StoredSession, Instant)>,
-    by_sub: HashMap<String, HashSet<SessionId>>,
-    by_sid: HashMap<String, HashSet<SessionId>>,
+    sessions: HashMap<StoreKey, (StoredSession, Instant)>,
+    by_sub: HashMap<String, HashSet<StoreKey>>,
+    by_sid: HashMap<String, HashSet<StoreKey>>,
     login_states: HashMap<String, (Vec<u8>, Instant)>,
     /// Keys seen once (logout token ids), until they expire.
     seen: HashMap<String, Instant>,
     /// Refresh locks: session -> (owner, lease end).
-    locks: HashMap<SessionId, (String, Instant)>,
+    locks: HashMap<StoreKey, (String, Instant)>,
     writes: u32,
 }
 
@@ -44,7 +44,15 @@ impl MemoryStore {
 }
 
 impl Inner {
-    fn unindex(&mut self, id: &SessionId, session: &StoredSession) {
+    /// Counts a write and, every [`SWEEP_EVERY`] of them, drops whatever has expired.
+    fn wrote(&mut self, now: Instant) {
+        self.writes = self.writes.wrapping_add(1);
+        if self.writes % SWEEP_EVERY == 0 {
+            self.sweep(now);
+        }
+    }
+
+    fn unindex(&mut self, id: &StoreKey, session: &StoredSession) {
         if let Some(ids) = self.by_sub.get_mut(&session.sub) {
             ids.remove(id);
             if ids.is_empty() {
@@ -61,7 +69,7 @@ impl Inner {
         }
     }
 
-    fn live(&mut self, id: &SessionId, now: Instant) -> Option<&mut (StoredSession, Instant)> {
+    fn live(&mut self, id: &StoreKey, now: Instant) -> Option<&mut (StoredSession, Instant)> {
         let expired = self.sessions.get(id).is_some_and(|(_, exp)| *exp <= now);
         if expired {
             if let Some((s, _)) = self.sessions.remove(id) {
@@ -72,7 +80,7 @@ impl Inner {
     }
 
     fn sweep(&mut self, now: Instant) {
-        let expired: Vec<SessionId> = self
+        let expired: Vec<StoreKey> = self
             .sessions
             .iter()
             .filter(|(_, (_, exp))| *exp <= now)
@@ -88,7 +96,7 @@ impl Inner {
         self.seen.retain(|_, exp| *exp > now);
     }
 
-    fn live_ids(&mut self, ids: Option<HashSet<SessionId>>, now: Instant) -> Vec<SessionId> {
+    fn live_ids(&mut self, ids: Option<HashSet<StoreKey>>, now: Instant) -> Vec<StoreKey> {
         ids.unwrap_or_default()
             .into_iter()
             .filter(|id| self.live(id, now).is_some())
@@ -100,16 +108,13 @@ impl Inner {
 impl Store for MemoryStore {
     async fn put(
         &self,
-        id: &SessionId,
+        id: &StoreKey,
         session: &StoredSession,
         ttl: Duration,
     ) -> Result<(), StoreError> {
         let now = Instant::now();
         let mut inner = self.lock()?;
-        inner.writes = inner.writes.wrapping_add(1);
-        if inner.writes % SWEEP_EVERY == 0 {
-            inner.sweep(now);
-        }
+        inner.wrote(now);
         if let Some((old, _)) = inner.sessions.remove(id) {
             inner.unindex(id, &old);
         }
@@ -131,12 +136,22 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn get(&self, id: &SessionId) -> Result<Option<StoredSession>, StoreError> {
+    async fn get(&self, id: &StoreKey) -> Result<Option<StoredSession>, StoreError> {
         let mut inner = self.lock()?;
         Ok(inner.live(id, Instant::now()).map(|(s, _)| s.clone()))
     }
 
-    async fn ttl(&self, id: &SessionId) -> Result<Option<Duration>, StoreError> {
+    async fn fetch(&self, id: &StoreKey) -> Result<Option<Fetched>, StoreError> {
+        let now = Instant::now();
+        let mut inner = self.lock()?;
+        Ok(inner.live(id, now).map(|(s, exp)| Fetched {
+            session: s.clone(),
+            ttl: exp.saturating_duration_since(now),
+            origin: Origin::Local,
+        }))
+    }
+
+    async fn ttl(&self, id: &StoreKey) -> Result<Option<Duration>, StoreError> {
         let now = Instant::now();
         let mut inner = self.lock()?;
         Ok(inner
@@ -144,7 +159,7 @@ impl Store for MemoryStore {
             .map(|(_, exp)| exp.saturating_duration_since(now)))
     }
 
-    async fn touch(&self, id: &SessionId, ttl: Duration) -> Result<bool, StoreError> {
+    async fn touch(&self, id: &StoreKey, ttl: Duration) -> Result<bool, StoreError> {
         let now = Instant::now();
         let mut inner = self.lock()?;
         Ok(match inner.live(id, now) {
@@ -158,7 +173,7 @@ impl Store for MemoryStore {
 
     async fn replace(
         &self,
-        id: &SessionId,
+        id: &StoreKey,
         session: &StoredSession,
         expected: u64,
     ) -> Result<Replaced, StoreError> {
@@ -177,10 +192,7 @@ impl Store for MemoryStore {
     async fn first_use(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
         let now = Instant::now();
         let mut inner = self.lock()?;
-        inner.writes = inner.writes.wrapping_add(1);
-        if inner.writes % SWEEP_EVERY == 0 {
-            inner.sweep(now);
-        }
+        inner.wrote(now);
         match inner.seen.get(key) {
             Some(until) if *until > now => Ok(false),
             _ => {
@@ -192,12 +204,13 @@ impl Store for MemoryStore {
 
     async fn try_lock(
         &self,
-        id: &SessionId,
+        id: &StoreKey,
         owner: &str,
         lease: Duration,
     ) -> Result<bool, StoreError> {
         let now = Instant::now();
         let mut inner = self.lock()?;
+        inner.wrote(now);
         match inner.locks.get(id) {
             Some((_, until)) if *until > now => Ok(false),
             _ => {
@@ -211,7 +224,7 @@ impl Store for MemoryStore {
 
     async fn renew_lock(
         &self,
-        id: &SessionId,
+        id: &StoreKey,
         owner: &str,
         lease: Duration,
     ) -> Result<bool, StoreError> {
@@ -226,7 +239,7 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn unlock(&self, id: &SessionId, owner: &str) -> Result<(), StoreError> {
+    async fn unlock(&self, id: &StoreKey, owner: &str) -> Result<(), StoreError> {
         let mut inner = self.lock()?;
         if inner
             .locks
@@ -238,7 +251,7 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
+    async fn delete(&self, id: &StoreKey) -> Result<bool, StoreError> {
         let mut inner = self.lock()?;
         let removed = inner.sessions.remove(id);
         Ok(match removed {
@@ -250,13 +263,13 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn sessions_of_sub(&self, sub: &str) -> Result<Vec<SessionId>, StoreError> {
+    async fn sessions_of_sub(&self, sub: &str) -> Result<Vec<StoreKey>, StoreError> {
         let mut inner = self.lock()?;
         let ids = inner.by_sub.get(sub).cloned();
         Ok(inner.live_ids(ids, Instant::now()))
     }
 
-    async fn sessions_of_sid(&self, sid: &str) -> Result<Vec<SessionId>, StoreError> {
+    async fn sessions_of_sid(&self, sid: &str) -> Result<Vec<StoreKey>, StoreError> {
         let mut inner = self.lock()?;
         let ids = inner.by_sid.get(sid).cloned();
         Ok(inner.live_ids(ids, Instant::now()))
@@ -268,10 +281,12 @@ impl Store for MemoryStore {
         data: &[u8],
         ttl: Duration,
     ) -> Result<(), StoreError> {
+        let now = Instant::now();
         let mut inner = self.lock()?;
+        inner.wrote(now);
         inner
             .login_states
-            .insert(state.to_string(), (data.to_vec(), Instant::now() + ttl));
+            .insert(state.to_string(), (data.to_vec(), now + ttl));
         Ok(())
     }
 
@@ -286,5 +301,31 @@ impl Store for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Logins that never come back must not pile up: any write sweeps now and then.
+    #[tokio::test]
+    async fn abandoned_states_are_swept_without_a_completed_login() {
+        let store = MemoryStore::new();
+        for i in 0..SWEEP_EVERY {
+            store
+                .put_login_state(&format!("s{i}"), b"x", Duration::from_millis(1))
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        for i in 0..SWEEP_EVERY {
+            store
+                .put_login_state(&format!("t{i}"), b"x", Duration::from_secs(60))
+                .await
+                .unwrap();
+        }
+        let held = store.lock().unwrap().login_states.len();
+        assert!(held <= SWEEP_EVERY as usize, "{held} states held");
     }
 }

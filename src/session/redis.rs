@@ -1,27 +1,37 @@
 //! The Redis store (fred): standalone, cluster and TLS, shared by every replica.
 //!
-//! Keys (with `key_prefix`, default `portcullis`):
-//! - `{prefix}:{<session id>}:s` — the session, JSON, expiring with the session. The hash tag
-//!   puts everything keyed by one session (its lock comes with token refresh) in one cluster slot;
-//! - `{prefix}:sub:{<sub>}`, `{prefix}:sid:{<sid>}` — sets of session ids, expiring after
+//! Keys (with `key_prefix`, default `portcullis`), where `<key>` is the session's [`StoreKey`]
+//! (a keyed hash of its id: nothing here is a cookie value):
+//! - `{prefix}:{<key>}:s` — the session, JSON, expiring with the session. The hash tag puts
+//!   everything of one session (its refresh lock) in one cluster slot;
+//! - `{prefix}:sub:{<sub>}`, `{prefix}:sid:{<sid>}` — sets of store keys, expiring after
 //!   `index_ttl`; members whose session is gone are dropped when read;
-//! - `{prefix}:login:{<state>}` — a login in progress, read once with `GETDEL` (Redis ≥ 6.2).
+//! - `{prefix}:login:{<state>}` — a logout in progress, read once with `GETDEL` (Redis ≥ 6.2).
 //!
 //! Every command has a timeout and the client reconnects with backoff: a Redis outage makes
-//! requests that need a session fail fast with 503, and the gateway recovers by itself.
+//! requests that need the store fail fast with 503, and the gateway recovers by itself.
+//!
+//! Session reads for the per-replica cache go through a second, RESP3 client whose
+//! connections have `CLIENT TRACKING` on: each node remembers what that connection read and
+//! pushes an invalidation when anyone changes, deletes, expires or evicts it. [`watch`] turns
+//! those pushes and the connection events into cache invalidations and flushes.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use fred::interfaces::{ClusterInterface, EventInterface, TrackingInterface};
 use fred::prelude::{
-    Builder, ClientLike, Config as FredConfig, Expiration, KeysInterface, LuaInterface, Pool,
-    ReconnectPolicy, ServerConfig, SetOptions, SetsInterface,
+    Builder, Client, ClientLike, Config as FredConfig, Expiration, KeysInterface, LuaInterface,
+    Pool, ReconnectPolicy, ServerConfig, SetOptions, SetsInterface,
 };
 use fred::types::config::TlsConnector;
-use fred::types::{ClusterHash, CustomCommand};
+use fred::types::RespVersion;
+use tokio::sync::broadcast::error::RecvError;
 
-use super::store::{Replaced, Store, StoreError, StoredSession};
-use super::SessionId;
+use super::cache::SessionCache;
+use super::store::{Fetched, Origin, Replaced, Store, StoreError, StoredSession};
+use super::StoreKey;
 
 /// Where Redis is and how to talk to it.
 #[derive(Clone)]
@@ -211,6 +221,9 @@ return 0
 
 pub struct RedisStore {
     pool: Pool,
+    /// The tracking client for cached reads; `None` when the cache is off.
+    tracker: Option<Client>,
+    clustered: bool,
     prefix: String,
     index_ttl: Duration,
 }
@@ -225,19 +238,15 @@ fn millis(d: Duration) -> i64 {
 
 impl RedisStore {
     /// Connects (waiting at most `connect_timeout` for the first connection) and keeps
-    /// reconnecting in the background afterwards.
-    pub async fn connect(options: &RedisOptions) -> Result<RedisStore, StoreError> {
+    /// reconnecting in the background afterwards. With a `cache`, session reads go through a
+    /// tracking client whose invalidations keep the cache honest.
+    pub async fn connect(
+        options: &RedisOptions,
+        cache: Option<Arc<SessionCache>>,
+    ) -> Result<RedisStore, StoreError> {
         let config = options.fred_config()?;
-        let (command_timeout, connect_timeout) = (options.command_timeout, options.connect_timeout);
-        let pool = Builder::from_config(config)
-            .with_performance_config(|p| p.default_command_timeout = command_timeout)
-            .with_connection_config(|c| {
-                c.connection_timeout = connect_timeout;
-                c.internal_command_timeout = connect_timeout;
-                c.max_command_attempts = 2;
-            })
-            // Reconnect forever, from 100 ms up to 5 s between attempts.
-            .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
+        let clustered = config.server.is_clustered();
+        let pool = builder(config.clone(), options)
             .build_pool(options.pool_size.max(1))
             .map_err(unavailable)?;
         if let Err(e) = pool.init().await {
@@ -245,20 +254,42 @@ impl RedisStore {
             let _ = pool.quit().await;
             return Err(unavailable(e));
         }
+        let tracker = match cache.filter(|c| c.enabled()) {
+            Some(cache) => match track(config, options, cache, clustered).await {
+                Ok(client) => Some(client),
+                Err(e) => {
+                    let _ = pool.quit().await;
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
         Ok(RedisStore {
             pool,
+            tracker,
+            clustered,
             prefix: options.key_prefix.clone(),
             index_ttl: options.index_ttl,
         })
     }
 
-    fn session_key(&self, id: &SessionId) -> String {
-        format!("{}:{{{}}}:s", self.prefix, id.as_str())
+    fn session_key(&self, key: &StoreKey) -> String {
+        format!("{}:{{{}}}:s", self.prefix, key.as_str())
     }
 
     /// Same hash tag as the session: the lock and the session live in one cluster slot.
-    fn lock_key(&self, id: &SessionId) -> String {
-        format!("{}:{{{}}}:lock", self.prefix, id.as_str())
+    fn lock_key(&self, key: &StoreKey) -> String {
+        format!("{}:{{{}}}:lock", self.prefix, key.as_str())
+    }
+
+    /// The node that serves `key` now, as the tracking client routes it.
+    fn node_of(&self, client: &Client, key: &str) -> Option<Arc<str>> {
+        if !self.clustered {
+            return Some(Arc::from(STANDALONE));
+        }
+        let slot = fred::util::redis_keyslot(key.as_bytes());
+        let state = client.cached_cluster_state()?;
+        state.get_server(slot).map(|s| Arc::from(s.to_string()))
     }
 
     fn sub_key(&self, sub: &str) -> String {
@@ -294,7 +325,7 @@ impl RedisStore {
         Ok(set.is_some())
     }
 
-    async fn index(&self, key: String, id: &SessionId) -> Result<(), StoreError> {
+    async fn index(&self, key: String, id: &StoreKey) -> Result<(), StoreError> {
         self.pool
             .sadd::<(), _, _>(key.as_str(), id.as_str())
             .await
@@ -305,7 +336,7 @@ impl RedisStore {
             .map_err(unavailable)
     }
 
-    async fn unindex(&self, key: String, id: &SessionId) -> Result<(), StoreError> {
+    async fn unindex(&self, key: String, id: &StoreKey) -> Result<(), StoreError> {
         self.pool
             .srem::<(), _, _>(key, id.as_str())
             .await
@@ -313,7 +344,7 @@ impl RedisStore {
     }
 
     /// Members of an index whose session still exists; drops the others from the index.
-    async fn live_members(&self, key: String) -> Result<Vec<SessionId>, StoreError> {
+    async fn live_members(&self, key: String) -> Result<Vec<StoreKey>, StoreError> {
         let members: Vec<String> = self
             .pool
             .smembers(key.as_str())
@@ -321,7 +352,7 @@ impl RedisStore {
             .map_err(unavailable)?;
         let mut live = Vec::with_capacity(members.len());
         for m in members {
-            let Some(id) = SessionId::parse(&m) else {
+            let Some(id) = StoreKey::parse(&m) else {
                 self.pool
                     .srem::<(), _, _>(key.as_str(), m)
                     .await
@@ -347,7 +378,7 @@ impl RedisStore {
 impl Store for RedisStore {
     async fn put(
         &self,
-        id: &SessionId,
+        id: &StoreKey,
         session: &StoredSession,
         ttl: Duration,
     ) -> Result<(), StoreError> {
@@ -370,7 +401,7 @@ impl Store for RedisStore {
             .map_err(unavailable)
     }
 
-    async fn get(&self, id: &SessionId) -> Result<Option<StoredSession>, StoreError> {
+    async fn get(&self, id: &StoreKey) -> Result<Option<StoredSession>, StoreError> {
         let json: Option<String> = self
             .pool
             .get(self.session_key(id))
@@ -380,25 +411,40 @@ impl Store for RedisStore {
             .transpose()
     }
 
-    async fn get_and_touch(
-        &self,
-        id: &SessionId,
-        ttl: Duration,
-    ) -> Result<Option<StoredSession>, StoreError> {
-        // GETEX (Redis 6.2+, Azure Cache for Redis 6+): read and slide in one round trip.
-        let json: Option<String> = self
-            .pool
-            .custom(
-                CustomCommand::new_static("GETEX", ClusterHash::FirstKey, false),
-                vec![self.session_key(id), "PX".into(), millis(ttl).to_string()],
-            )
-            .await
-            .map_err(unavailable)?;
-        json.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(e.to_string())))
-            .transpose()
+    async fn fetch(&self, key: &StoreKey) -> Result<Option<Fetched>, StoreError> {
+        let name = self.session_key(key);
+        // GET and PTTL in one round trip, without touching the key: a read that changed it
+        // would invalidate every other replica's copy.
+        let (found, origin) = match &self.tracker {
+            Some(client) => {
+                let before = self.node_of(client, &name);
+                let pipe = client.pipeline();
+                let found = read_with_ttl(&pipe, &name).await?;
+                // A slot that moved meanwhile was read (and tracked) elsewhere: do not cache.
+                let origin = match (before, self.node_of(client, &name)) {
+                    (Some(a), Some(b)) if a == b => Origin::Node(a),
+                    _ => Origin::Untracked,
+                };
+                (found, origin)
+            }
+            None => {
+                let pipe = self.pool.next().pipeline();
+                (read_with_ttl(&pipe, &name).await?, Origin::Untracked)
+            }
+        };
+        let Some((json, ttl)) = found else {
+            return Ok(None);
+        };
+        let session =
+            serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(Some(Fetched {
+            session,
+            ttl,
+            origin,
+        }))
     }
 
-    async fn ttl(&self, id: &SessionId) -> Result<Option<Duration>, StoreError> {
+    async fn ttl(&self, id: &StoreKey) -> Result<Option<Duration>, StoreError> {
         let ms: i64 = self
             .pool
             .pttl(self.session_key(id))
@@ -407,7 +453,7 @@ impl Store for RedisStore {
         Ok((ms >= 0).then(|| Duration::from_millis(ms.unsigned_abs())))
     }
 
-    async fn touch(&self, id: &SessionId, ttl: Duration) -> Result<bool, StoreError> {
+    async fn touch(&self, id: &StoreKey, ttl: Duration) -> Result<bool, StoreError> {
         let changed: u32 = self
             .pool
             .pexpire(self.session_key(id), millis(ttl), None)
@@ -416,7 +462,7 @@ impl Store for RedisStore {
         Ok(changed > 0)
     }
 
-    async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
+    async fn delete(&self, id: &StoreKey) -> Result<bool, StoreError> {
         let json: Option<String> = self
             .pool
             .getdel(self.session_key(id))
@@ -434,7 +480,7 @@ impl Store for RedisStore {
 
     async fn replace(
         &self,
-        id: &SessionId,
+        id: &StoreKey,
         session: &StoredSession,
         expected: u64,
     ) -> Result<Replaced, StoreError> {
@@ -458,7 +504,7 @@ impl Store for RedisStore {
 
     async fn try_lock(
         &self,
-        id: &SessionId,
+        id: &StoreKey,
         owner: &str,
         lease: Duration,
     ) -> Result<bool, StoreError> {
@@ -467,7 +513,7 @@ impl Store for RedisStore {
 
     async fn renew_lock(
         &self,
-        id: &SessionId,
+        id: &StoreKey,
         owner: &str,
         lease: Duration,
     ) -> Result<bool, StoreError> {
@@ -483,7 +529,7 @@ impl Store for RedisStore {
         Ok(renewed == 1)
     }
 
-    async fn unlock(&self, id: &SessionId, owner: &str) -> Result<(), StoreError> {
+    async fn unlock(&self, id: &StoreKey, owner: &str) -> Result<(), StoreError> {
         self.pool
             .eval::<i64, _, _, _>(UNLOCK_IF_OWNER, vec![self.lock_key(id)], vec![owner])
             .await
@@ -496,11 +542,11 @@ impl Store for RedisStore {
             .await
     }
 
-    async fn sessions_of_sub(&self, sub: &str) -> Result<Vec<SessionId>, StoreError> {
+    async fn sessions_of_sub(&self, sub: &str) -> Result<Vec<StoreKey>, StoreError> {
         self.live_members(self.sub_key(sub)).await
     }
 
-    async fn sessions_of_sid(&self, sid: &str) -> Result<Vec<SessionId>, StoreError> {
+    async fn sessions_of_sid(&self, sid: &str) -> Result<Vec<StoreKey>, StoreError> {
         self.live_members(self.sid_key(sid)).await
     }
 
@@ -531,6 +577,160 @@ impl Store for RedisStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.pool.ping::<()>(None).await.map_err(unavailable)
+    }
+}
+
+/// The node name of a standalone server (one node: any loss flushes everything).
+const STANDALONE: &str = "standalone";
+
+/// A client builder with the gateway's timeouts and reconnect policy.
+fn builder(config: FredConfig, options: &RedisOptions) -> Builder {
+    let (command_timeout, connect_timeout) = (options.command_timeout, options.connect_timeout);
+    let mut builder = Builder::from_config(config);
+    builder
+        .with_performance_config(|p| {
+            p.default_command_timeout = command_timeout;
+            // Invalidations are broadcast to the watcher; a burst larger than this is not
+            // lost silently (the watcher sees the lag and flushes), but it costs the cache.
+            p.broadcast_channel_capacity = 4096;
+        })
+        .with_connection_config(|c| {
+            c.connection_timeout = connect_timeout;
+            c.internal_command_timeout = connect_timeout;
+            c.max_command_attempts = 2;
+        })
+        // Reconnect forever, from 100 ms up to 5 s between attempts.
+        .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2));
+    builder
+}
+
+async fn read_with_ttl(
+    pipe: &fred::clients::Pipeline<Client>,
+    name: &str,
+) -> Result<Option<(String, Duration)>, StoreError> {
+    let _: () = pipe.get(name).await.map_err(unavailable)?;
+    let _: () = pipe.pttl(name).await.map_err(unavailable)?;
+    let (json, ttl): (Option<String>, i64) = pipe.all().await.map_err(unavailable)?;
+    // PTTL is -2 when the key went away between the two commands, -1 without an expiry.
+    Ok(match (json, ttl) {
+        (Some(json), ttl) if ttl > 0 => Some((json, Duration::from_millis(ttl.unsigned_abs()))),
+        _ => None,
+    })
+}
+
+/// Starts the tracking client and the task that watches it.
+async fn track(
+    mut config: FredConfig,
+    options: &RedisOptions,
+    cache: Arc<SessionCache>,
+    clustered: bool,
+) -> Result<Client, StoreError> {
+    // Invalidations arrive as RESP3 push frames on the connection that read the key.
+    config.version = RespVersion::RESP3;
+    let client = builder(config, options).build().map_err(unavailable)?;
+    let watcher = Watcher {
+        invalidations: client.invalidation_rx(),
+        errors: client.error_rx(),
+        reconnects: client.reconnect_rx(),
+        client: client.clone(),
+        cache,
+        prefix: format!("{}:{{", options.key_prefix),
+        clustered,
+    };
+    if let Err(e) = client.init().await {
+        let _ = client.quit().await;
+        return Err(unavailable(e));
+    }
+    tokio::spawn(watcher.run());
+    Ok(client)
+}
+
+/// Turns the tracking client's pushes and connection events into cache invalidations.
+struct Watcher {
+    invalidations: tokio::sync::broadcast::Receiver<fred::types::client::Invalidation>,
+    errors:
+        tokio::sync::broadcast::Receiver<(fred::error::Error, Option<fred::types::config::Server>)>,
+    reconnects: tokio::sync::broadcast::Receiver<fred::types::config::Server>,
+    client: Client,
+    cache: Arc<SessionCache>,
+    /// `{prefix}:{`, what every session key starts with.
+    prefix: String,
+    clustered: bool,
+}
+
+impl Watcher {
+    async fn run(mut self) {
+        self.enable().await;
+        loop {
+            tokio::select! {
+                // Invalidations first: a change must not wait behind connection bookkeeping.
+                biased;
+                pushed = self.invalidations.recv() => match pushed {
+                    Ok(invalidation) if invalidation.keys.is_empty() => {
+                        // FLUSHALL / FLUSHDB: every key is gone.
+                        self.cache.flush_all();
+                    }
+                    Ok(invalidation) => {
+                        for key in &invalidation.keys {
+                            if let Some(key) = key.as_str().and_then(|k| self.session_of(k)) {
+                                self.cache.invalidate(&key);
+                            }
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => {
+                        tracing::warn!("session cache invalidations came faster than handled; flushing the cache");
+                        self.cache.flush_all();
+                    }
+                    Err(RecvError::Closed) => return,
+                },
+                event = self.errors.recv() => match event {
+                    Ok((_, Some(server))) => self.lost(Some(&server.to_string())),
+                    Ok((_, None)) | Err(RecvError::Lagged(_)) => self.lost(None),
+                    Err(RecvError::Closed) => return,
+                },
+                event = self.reconnects.recv() => match event {
+                    Ok(server) => {
+                        self.lost(Some(&server.to_string()));
+                        self.enable().await;
+                    }
+                    Err(RecvError::Lagged(_)) => {
+                        self.lost(None);
+                        self.enable().await;
+                    }
+                    Err(RecvError::Closed) => return,
+                },
+            }
+        }
+    }
+
+    /// A connection went away (or came back fresh): what it tracked may have changed unseen.
+    fn lost(&self, node: Option<&str>) {
+        self.cache.suspend();
+        match node {
+            Some(node) if self.clustered => self.cache.flush_node(node),
+            _ => self.cache.flush_all(),
+        }
+    }
+
+    /// Turns tracking on for every connection; the cache takes new reads once it is.
+    async fn enable(&self) {
+        match self
+            .client
+            .start_tracking(None, false, false, false, false)
+            .await
+        {
+            Ok(()) => self.cache.resume(),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "Redis refused client tracking; the session cache stays off until the next reconnect"
+            ),
+        }
+    }
+
+    /// The store key inside a session's Redis key, `{prefix}:{<key>}:s`.
+    fn session_of(&self, redis_key: &str) -> Option<StoreKey> {
+        let inner = redis_key.strip_prefix(&self.prefix)?.strip_suffix("}:s")?;
+        StoreKey::parse(inner)
     }
 }
 

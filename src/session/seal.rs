@@ -6,12 +6,19 @@
 //! session's key in the store does not open.
 //!
 //! Layout: `version (1) | nonce (12) | ciphertext + tag (16)`.
+//!
+//! Each key also yields a key for naming sessions in the store ([`KeyRing::store_keys`]): the
+//! store sees HMAC-SHA256 of the session id, never the id, so a dump of it holds no cookie.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use hmac::{Hmac, Mac};
 use rand::RngCore;
+use sha2::Sha256;
+
+use super::id::{SessionId, StoreKey};
 
 const VERSION: u8 = 1;
 const NONCE: usize = 12;
@@ -32,6 +39,19 @@ pub enum SealError {
 
 pub struct KeyRing {
     keys: Vec<Aes256Gcm>,
+    /// One per key, same order: keyed hashes that name sessions in the store.
+    namers: Vec<Hmac<Sha256>>,
+}
+
+/// Separates the store-naming key from the encryption key made from the same secret.
+const NAMING_LABEL: &[u8] = b"portcullis session store key v1";
+
+fn namer(key: &[u8]) -> Result<Hmac<Sha256>, SealError> {
+    let mut derive =
+        <Hmac<Sha256> as Mac>::new_from_slice(key).map_err(|_| SealError::BadKey { index: 0 })?;
+    derive.update(NAMING_LABEL);
+    <Hmac<Sha256> as Mac>::new_from_slice(&derive.finalize().into_bytes())
+        .map_err(|_| SealError::BadKey { index: 0 })
 }
 
 impl KeyRing {
@@ -40,17 +60,37 @@ impl KeyRing {
         if keys.is_empty() {
             return Err(SealError::NoKeys);
         }
-        let keys = keys
-            .iter()
-            .enumerate()
-            .map(|(index, k)| {
-                let bytes = STANDARD
-                    .decode(k.as_ref().trim())
-                    .map_err(|_| SealError::BadKey { index })?;
-                Aes256Gcm::new_from_slice(&bytes).map_err(|_| SealError::BadKey { index })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(KeyRing { keys })
+        let mut ring = KeyRing {
+            keys: Vec::with_capacity(keys.len()),
+            namers: Vec::with_capacity(keys.len()),
+        };
+        for (index, k) in keys.iter().enumerate() {
+            let bytes = STANDARD
+                .decode(k.as_ref().trim())
+                .map_err(|_| SealError::BadKey { index })?;
+            ring.add(&bytes).map_err(|_| SealError::BadKey { index })?;
+        }
+        Ok(ring)
+    }
+
+    fn add(&mut self, key: &[u8]) -> Result<(), SealError> {
+        self.keys
+            .push(Aes256Gcm::new_from_slice(key).map_err(|_| SealError::BadKey { index: 0 })?);
+        self.namers.push(namer(key)?);
+        Ok(())
+    }
+
+    /// The names the store may hold this session under: the current key's first, then the
+    /// older keys' (a session keeps the name it was created with, so rotation logs nobody out).
+    pub fn store_keys<'a>(&'a self, id: &'a SessionId) -> impl Iterator<Item = StoreKey> + 'a {
+        (0..self.namers.len()).filter_map(move |i| self.store_key(id, i))
+    }
+
+    /// The name under the `index`th key (0 is the current one).
+    pub fn store_key(&self, id: &SessionId, index: usize) -> Option<StoreKey> {
+        let mut mac = self.namers.get(index)?.clone();
+        mac.update(id.as_str().as_bytes());
+        Some(StoreKey::from_digest(&mac.finalize().into_bytes()))
     }
 
     /// A ring with one fresh random key: for the memory store when no key is configured, since
@@ -60,6 +100,7 @@ impl KeyRing {
         rand::rngs::OsRng.fill_bytes(&mut key);
         KeyRing {
             keys: vec![Aes256Gcm::new(&key.into())],
+            namers: namer(&key).into_iter().collect(),
         }
     }
 
@@ -147,6 +188,30 @@ mod tests {
         let only_new = KeyRing::from_base64(&[new]).unwrap();
         assert_eq!(only_new.open(&resealed, b"s").unwrap(), b"tokens");
         assert_eq!(only_new.open(&sealed, b"s"), Err(SealError::NoMatchingKey));
+    }
+
+    #[test]
+    fn store_names_are_keyed_stable_and_survive_rotation() {
+        let (old, new) = (key(), key());
+        let id = SessionId::generate();
+        let before = KeyRing::from_base64(std::slice::from_ref(&old)).unwrap();
+        let name: Vec<StoreKey> = before.store_keys(&id).collect();
+        assert_eq!(name.len(), 1);
+        assert_eq!(name, before.store_keys(&id).collect::<Vec<_>>());
+        assert!(!name[0].as_str().contains(id.as_str()));
+        assert_ne!(
+            name[0],
+            before.store_keys(&SessionId::generate()).next().unwrap()
+        );
+        // After rotation the old name is still tried, after the new key's.
+        let rotated = KeyRing::from_base64(&[new.clone(), old]).unwrap();
+        let names: Vec<StoreKey> = rotated.store_keys(&id).collect();
+        assert_eq!(names.len(), 2);
+        assert_eq!(names[1], name[0]);
+        assert_ne!(names[0], name[0]);
+        // Without the key, the id alone does not give the name.
+        let other = KeyRing::from_base64(&[new]).unwrap();
+        assert_ne!(other.store_keys(&id).next().unwrap(), name[0]);
     }
 
     #[test]

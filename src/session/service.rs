@@ -2,7 +2,9 @@
 //!
 //! The memory store is ready at once. Redis is connected by a background service that retries
 //! until it succeeds (the gateway starts and serves routes that need no session while Redis is
-//! away), then pings it every couple of seconds so `/readyz` tells the truth.
+//! away), then pings it every couple of seconds. Redis being away *degrades* `/readyz` (and
+//! sets `portcullis_session_store_degraded`) without making the replica unready: every
+//! replica shares it, and the pages, assets and cached sessions do not need it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -15,6 +17,7 @@ use pingora::services::background::BackgroundService;
 use crate::admin::DependencyCheck;
 use crate::config::{Config, RedisConfig, RedisEndpoint, StoreKind};
 
+use super::cache::SessionCache;
 use super::memory::MemoryStore;
 use super::redis::{Endpoint, RedisOptions, RedisStore};
 use super::Store;
@@ -23,20 +26,31 @@ const PING_EVERY: Duration = Duration::from_secs(2);
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 
 /// The store every replica-local component shares, once it is connected.
-#[derive(Default)]
 pub struct SessionStore {
     store: OnceLock<Arc<dyn Store>>,
     up: AtomicBool,
     problem: Mutex<String>,
+    degraded: prometheus::IntGauge,
 }
 
 impl SessionStore {
+    pub fn new(degraded: prometheus::IntGauge) -> SessionStore {
+        degraded.set(1);
+        SessionStore {
+            store: OnceLock::new(),
+            up: AtomicBool::new(false),
+            problem: Mutex::new(String::new()),
+            degraded,
+        }
+    }
+
     pub fn get(&self) -> Option<&Arc<dyn Store>> {
         self.store.get()
     }
 
     fn set_up(&self, up: bool, problem: String) {
         self.up.store(up, Ordering::Release);
+        self.degraded.set(i64::from(!up));
         if let Ok(mut p) = self.problem.lock() {
             *p = problem;
         }
@@ -46,6 +60,10 @@ impl SessionStore {
 impl DependencyCheck for SessionStore {
     fn name(&self) -> &'static str {
         "session_store"
+    }
+
+    fn degrades_only(&self) -> bool {
+        true
     }
 
     fn check(&self) -> Result<(), String> {
@@ -99,15 +117,24 @@ pub fn redis_options(c: &RedisConfig, index_ttl: Duration) -> Result<RedisOption
 pub struct StoreService {
     redis: Option<RedisOptions>,
     shared: Arc<SessionStore>,
+    cache: Arc<SessionCache>,
 }
 
 impl StoreService {
-    pub fn new(config: &Config, shared: Arc<SessionStore>) -> Result<StoreService, String> {
+    pub fn new(
+        config: &Config,
+        shared: Arc<SessionStore>,
+        cache: Arc<SessionCache>,
+    ) -> Result<StoreService, String> {
         let redis = match (config.session.store, &config.redis) {
             (StoreKind::Redis, Some(r)) => Some(redis_options(r, config.session.absolute_timeout)?),
             _ => None,
         };
-        Ok(StoreService { redis, shared })
+        Ok(StoreService {
+            redis,
+            shared,
+            cache,
+        })
     }
 }
 
@@ -120,7 +147,7 @@ impl BackgroundService for StoreService {
             return;
         };
         let store = loop {
-            match RedisStore::connect(options).await {
+            match RedisStore::connect(options, Some(self.cache.clone())).await {
                 Ok(store) => break store,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot connect to Redis; retrying");

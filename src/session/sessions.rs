@@ -1,15 +1,26 @@
 //! The session lifecycle on top of a store: create at login, find (and slide) on requests,
-//! end at logout. Token material is sealed here, so no store ever holds it in the clear.
+//! update on refresh, end at logout or revocation. This is the only door to the store, so the
+//! per-replica cache (`cache.rs`) sees every change this replica makes.
+//!
+//! Token material is sealed here, so no store ever holds it in the clear, and the store knows
+//! a session only by its [`StoreKey`] (a keyed hash of the id), never by the cookie's value.
+//!
+//! Sliding expiry without a write per request: the store's expiry is pushed forward only once
+//! a quarter of the idle window has passed since it was last pushed (ASP.NET's sliding
+//! expiration does the same at half). A session therefore ends between ¾ of `idle_timeout`
+//! and `idle_timeout` after its last use, never later, and `absolute_timeout` after login.
 
 use std::collections::BTreeMap;
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
+use super::cache::{Entry, SessionCache};
 use super::service::SessionStore;
-use super::{cookie, KeyRing, Replaced, SessionId, Store, StoreError, StoredSession};
+use super::{cookie, KeyRing, Replaced, SessionId, Store, StoreError, StoreKey, StoredSession};
 use crate::config::SessionConfig;
 
 /// What the seal protects: the tokens and the claims they came with.
@@ -36,13 +47,27 @@ pub struct ResourceToken {
     pub expires_at: Option<u64>,
 }
 
-/// The session of the current request.
+/// The session of the current request: its id (the browser's credential) and the opened
+/// session, shared with the cache.
+#[derive(Clone)]
 pub struct Current {
     pub id: SessionId,
-    pub record: StoredSession,
-    pub data: SessionData,
-    /// Unix seconds at which the session ends unless used again.
-    pub idle_expires_at: u64,
+    entry: Arc<Entry>,
+}
+
+impl Deref for Current {
+    type Target = Entry;
+
+    fn deref(&self) -> &Entry {
+        &self.entry
+    }
+}
+
+impl Current {
+    /// Time left before the session ends unless it is used again.
+    pub fn idle_expires_in(&self) -> Duration {
+        Duration::from_millis(self.idle_expires_at().saturating_sub(unix_millis()))
+    }
 }
 
 /// The browser's cookie names the session; how it must be written.
@@ -54,6 +79,7 @@ pub struct CookieSettings {
 
 pub struct Sessions {
     store: Arc<SessionStore>,
+    cache: Arc<SessionCache>,
     keys: KeyRing,
     idle: Duration,
     absolute: Duration,
@@ -61,15 +87,27 @@ pub struct Sessions {
 }
 
 pub fn unix_now() -> u64 {
+    unix_millis() / 1000
+}
+
+pub fn unix_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Sessions {
     /// With no configured keys (memory store only, enforced by config validation) a random key
     /// is made at startup: sessions end with the process anyway.
-    pub fn new(config: &SessionConfig, store: Arc<SessionStore>) -> Result<Sessions, String> {
+    pub fn new(
+        config: &SessionConfig,
+        store: Arc<SessionStore>,
+        cache: Arc<SessionCache>,
+    ) -> Result<Sessions, String> {
         let keys = if config.encryption_keys.is_empty() {
             KeyRing::ephemeral()
         } else {
@@ -78,6 +116,7 @@ impl Sessions {
         };
         Ok(Sessions {
             store,
+            cache,
             keys,
             idle: config.idle_timeout,
             absolute: config.absolute_timeout,
@@ -88,7 +127,7 @@ impl Sessions {
         })
     }
 
-    pub fn store(&self) -> Result<&Arc<dyn Store>, StoreError> {
+    fn store(&self) -> Result<&Arc<dyn Store>, StoreError> {
         self.store
             .get()
             .ok_or_else(|| StoreError::Unavailable("not connected yet".into()))
@@ -112,23 +151,44 @@ impl Sessions {
         }
     }
 
-    /// The live session with this id (see [`find`](Self::find)).
+    /// The live session with this id (see [`find`](Self::find)): from the cache when it is
+    /// there, else from the store under each name the key ring gives it.
     pub async fn load(&self, id: SessionId, slide: bool) -> Result<Option<Current>, StoreError> {
-        let store = self.store()?;
-        let record = if slide {
-            store.get_and_touch(&id, self.idle).await?
-        } else {
-            store.get(&id).await?
-        };
-        let Some(record) = record else {
-            return Ok(None);
-        };
-        let now = unix_now();
-        if record.expires_at <= now {
-            // Past the absolute timeout: sliding kept the key alive, reading ends it.
-            let _ = store.delete(&id).await;
-            return Ok(None);
+        let mut index = 0;
+        while let Some(key) = self.keys.store_key(&id, index) {
+            index += 1;
+            let entry = match self.cache.get(&key) {
+                Some(entry) => entry,
+                None => {
+                    self.cache.missed();
+                    match self.read(&id, key).await? {
+                        Some(entry) => entry,
+                        None => continue,
+                    }
+                }
+            };
+            return self.live(id, entry, slide).await;
         }
+        Ok(None)
+    }
+
+    /// The session as the store holds it now, bypassing the cache (a refresh must see what
+    /// other replicas wrote a moment ago); the cache takes the fresh copy.
+    pub async fn reload(&self, current: &Current) -> Result<Option<Current>, StoreError> {
+        match self.read(&current.id, current.key.clone()).await? {
+            Some(entry) => self.live(current.id.clone(), entry, false).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Reads and opens the session under `key`, and offers it to the cache.
+    async fn read(&self, id: &SessionId, key: StoreKey) -> Result<Option<Arc<Entry>>, StoreError> {
+        let store = self.store()?;
+        let ticket = self.cache.ticket(&key);
+        let Some(fetched) = store.fetch(&key).await? else {
+            return Ok(None);
+        };
+        let mut record = fetched.session;
         let data = match self
             .keys
             .open(&record.sealed, id.as_str().as_bytes())
@@ -139,19 +199,72 @@ impl Sessions {
             None => {
                 // Sealed with a key no longer configured, or tampered with in the store.
                 tracing::warn!("a session could not be opened with the configured keys; ending it");
-                let _ = store.delete(&id).await;
+                self.remove(&key).await;
                 return Ok(None);
             }
         };
-        // Exact after a slide; without one it is an upper bound (the store's remaining TTL
-        // would cost another round trip).
-        let idle_expires_at = (now + self.idle.as_secs()).min(record.expires_at);
-        Ok(Some(Current {
-            id,
+        record.sealed = Vec::new();
+        let idle_expires_at = unix_millis().saturating_add(millis(fetched.ttl));
+        let entry = Arc::new(Entry::new(
+            key,
             record,
             data,
+            fetched.origin,
             idle_expires_at,
-        }))
+        ));
+        self.cache.fill(entry.clone(), ticket);
+        Ok(Some(entry))
+    }
+
+    /// Checks both timeouts and slides the idle one when it is due.
+    async fn live(
+        &self,
+        id: SessionId,
+        entry: Arc<Entry>,
+        slide: bool,
+    ) -> Result<Option<Current>, StoreError> {
+        let now = unix_millis();
+        let absolute_end = entry.record.expires_at.saturating_mul(1000);
+        if absolute_end <= now {
+            // Past the absolute timeout: sliding kept the key alive, reading ends it.
+            self.remove(&entry.key).await;
+            return Ok(None);
+        }
+        let idle_end = entry.idle_expires_at();
+        if idle_end <= now {
+            // The store has ended it too (and will say so); no other replica slid it, or its
+            // write would have invalidated this copy.
+            self.cache.invalidate(&entry.key);
+            return Ok(None);
+        }
+        let idle = millis(self.idle);
+        if slide && idle_end.saturating_sub(now) < idle - idle / 4 {
+            let to = now.saturating_add(idle).min(absolute_end);
+            if to > idle_end && entry.push_idle_expiry(idle_end, to) {
+                self.slide(entry.clone(), idle_end, to - now);
+            }
+        }
+        Ok(Some(Current { id, entry }))
+    }
+
+    /// Pushes the store's expiry without holding up the request. Should it fail, the copy goes
+    /// back to the expiry the store still has.
+    fn slide(&self, entry: Arc<Entry>, previous: u64, ttl_ms: u64) {
+        let Ok(store) = self.store().cloned() else {
+            return;
+        };
+        let cache = self.cache.clone();
+        let pushed = entry.idle_expires_at();
+        tokio::spawn(async move {
+            match store.touch(&entry.key, Duration::from_millis(ttl_ms)).await {
+                Ok(true) => {}
+                Ok(false) => cache.invalidate(&entry.key),
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot slide a session's idle timeout");
+                    entry.push_idle_expiry(pushed, previous);
+                }
+            }
+        });
     }
 
     /// Stores a new session under a fresh id (never one the browser sent: no fixation).
@@ -162,6 +275,7 @@ impl Sessions {
         data: &SessionData,
     ) -> Result<SessionId, StoreError> {
         let id = SessionId::generate();
+        let key = self.current_key(&id)?;
         let now = unix_now();
         let record = StoredSession {
             sub,
@@ -171,8 +285,15 @@ impl Sessions {
             expires_at: now + self.absolute.as_secs(),
             sealed: self.seal(&id, data)?,
         };
-        self.store()?.put(&id, &record, self.idle).await?;
+        self.store()?.put(&key, &record, self.idle).await?;
         Ok(id)
+    }
+
+    fn current_key(&self, id: &SessionId) -> Result<StoreKey, StoreError> {
+        self.keys
+            .store_keys(id)
+            .next()
+            .ok_or_else(|| StoreError::Corrupt("no session key configured".into()))
     }
 
     fn seal(&self, id: &SessionId, data: &SessionData) -> Result<Vec<u8>, StoreError> {
@@ -194,17 +315,93 @@ impl Sessions {
             sealed: self.seal(&current.id, data)?,
             ..current.record.clone()
         };
-        self.store()?
-            .replace(&current.id, &record, current.record.version)
-            .await
+        let outcome = self
+            .store()?
+            .replace(&current.key, &record, current.record.version)
+            .await;
+        self.cache.invalidate(&current.key);
+        outcome
     }
 
+    /// Ends the session the browser holds, under whichever name it is stored.
     pub async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
-        self.store()?.delete(id).await
+        for key in self.keys.store_keys(id) {
+            if self.delete_key(&key).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
-    /// Login states are sealed too (they hold the PKCE verifier and nonce), bound to `state`.
-    pub async fn put_login_state(
+    /// Ends a session found through an index (back-channel logout, admin API).
+    pub async fn delete_key(&self, key: &StoreKey) -> Result<bool, StoreError> {
+        let deleted = self.store()?.delete(key).await;
+        self.cache.invalidate(key);
+        deleted
+    }
+
+    /// Best effort, for sessions that are dead anyway (expired, unreadable).
+    async fn remove(&self, key: &StoreKey) {
+        if let Err(e) = self.delete_key(key).await {
+            tracing::debug!(error = %e, "cannot remove a dead session");
+        }
+    }
+
+    /// Every live session of a user (admin API, back-channel logout by `sub`).
+    pub async fn of_sub(&self, sub: &str) -> Result<Vec<StoreKey>, StoreError> {
+        self.store()?.sessions_of_sub(sub).await
+    }
+
+    /// Every live session made under one IdP session (back-channel logout by `sid`).
+    pub async fn of_sid(&self, sid: &str) -> Result<Vec<StoreKey>, StoreError> {
+        self.store()?.sessions_of_sid(sid).await
+    }
+
+    /// What the admin API may show of a session: its record (sealed part dropped) and the
+    /// time left before its idle timeout. `None` once it is gone.
+    pub async fn describe(
+        &self,
+        key: &StoreKey,
+    ) -> Result<Option<(StoredSession, Option<Duration>)>, StoreError> {
+        let store = self.store()?;
+        let Some(mut record) = store.get(key).await? else {
+            return Ok(None);
+        };
+        record.sealed = Vec::new();
+        Ok(Some((record, store.ttl(key).await?)))
+    }
+
+    /// Takes the session's refresh lock for `lease` unless another owner holds it.
+    pub async fn try_lock(
+        &self,
+        key: &StoreKey,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        self.store()?.try_lock(key, owner, lease).await
+    }
+
+    /// Extends a refresh lock this owner still holds; `false` once it is lost.
+    pub async fn renew_lock(
+        &self,
+        key: &StoreKey,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        self.store()?.renew_lock(key, owner, lease).await
+    }
+
+    pub async fn unlock(&self, key: &StoreKey, owner: &str) -> Result<(), StoreError> {
+        self.store()?.unlock(key, owner).await
+    }
+
+    /// `true` the first time `key` is seen within `ttl` (logout token ids).
+    pub async fn first_use(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.store()?.first_use(key, ttl).await
+    }
+
+    /// Logout states are sealed too, bound to `state`.
+    pub async fn put_logout_state(
         &self,
         state: &str,
         plain: &[u8],
@@ -218,11 +415,27 @@ impl Sessions {
     }
 
     /// Single use: the state is gone from the store after this, whatever it held.
-    pub async fn take_login_state(&self, state: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    pub async fn take_logout_state(&self, state: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let Some(sealed) = self.store()?.take_login_state(state).await? else {
             return Ok(None);
         };
         Ok(self.keys.open(&sealed, state.as_bytes()).ok())
+    }
+
+    /// Seals `plain` for the browser to carry (the pending-login cookie), bound to `purpose`.
+    pub fn seal_for_browser(&self, plain: &[u8], purpose: &str) -> Option<String> {
+        use base64::Engine;
+        let sealed = self.keys.seal(plain, purpose.as_bytes()).ok()?;
+        Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed))
+    }
+
+    /// Opens what [`seal_for_browser`](Self::seal_for_browser) made; `None` for anything else.
+    pub fn open_from_browser(&self, value: &str, purpose: &str) -> Option<Vec<u8>> {
+        use base64::Engine;
+        let sealed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(value)
+            .ok()?;
+        self.keys.open(&sealed, purpose.as_bytes()).ok()
     }
 
     pub fn set_cookie(&self, id: &SessionId) -> String {

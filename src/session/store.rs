@@ -1,17 +1,20 @@
 //! The session store contract, shared by every backend.
 //!
-//! A store keeps three kinds of entries, each expiring on its own:
-//! - sessions, by id, holding the sealed payload plus the `sub` and `sid` they are indexed by;
-//! - indexes from `sub` and from `sid` to session ids, so back-channel logout and the admin API
+//! A store keeps four kinds of entries, each expiring on its own:
+//! - sessions, by [`StoreKey`] (a keyed hash of the id: the store never sees a cookie value),
+//!   holding the sealed payload plus the `sub` and `sid` they are indexed by;
+//! - indexes from `sub` and from `sid` to store keys, so back-channel logout and the admin API
 //!   can find every session of a user (entries may outlive their session: readers check);
-//! - login states, by OAuth `state`, readable exactly once (replayed states find nothing).
+//! - logout states, by `state`, readable exactly once (replayed states find nothing);
+//! - refresh locks and once-only markers (logout token ids).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::SessionId;
+use super::StoreKey;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -44,6 +47,27 @@ pub struct StoredSession {
     pub sealed: Vec<u8>,
 }
 
+/// A session as read for the per-replica cache, with what keeps a cached copy honest.
+#[derive(Debug)]
+pub struct Fetched {
+    pub session: StoredSession,
+    /// Time left before the store expires it unless it is used (its idle timeout).
+    pub ttl: Duration,
+    pub origin: Origin,
+}
+
+/// Who will report a later change of a fetched session, so a cached copy can be dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The store lives in this process: every change to it passes through this replica.
+    Local,
+    /// This Redis node tracks the key for us (`CLIENT TRACKING`) and pushes an invalidation
+    /// when anyone changes it; it is named so its copies can be dropped if it goes away.
+    Node(Arc<str>),
+    /// Nobody will report a change (tracking is off or was interrupted): do not cache it.
+    Untracked,
+}
+
 /// What a conditional write found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Replaced {
@@ -60,47 +84,38 @@ pub trait Store: Send + Sync {
     /// Writes the session (replacing any previous one) to expire after `ttl`, and indexes it.
     async fn put(
         &self,
-        id: &SessionId,
+        key: &StoreKey,
         session: &StoredSession,
         ttl: Duration,
     ) -> Result<(), StoreError>;
 
-    async fn get(&self, id: &SessionId) -> Result<Option<StoredSession>, StoreError>;
+    async fn get(&self, key: &StoreKey) -> Result<Option<StoredSession>, StoreError>;
 
-    /// Reads the session and, when it exists, pushes its expiry to `ttl` from now, in one round
-    /// trip where the backend allows (the hot path of every authenticated request).
-    async fn get_and_touch(
-        &self,
-        id: &SessionId,
-        ttl: Duration,
-    ) -> Result<Option<StoredSession>, StoreError> {
-        let found = self.get(id).await?;
-        if found.is_some() {
-            self.touch(id, ttl).await?;
-        }
-        Ok(found)
-    }
+    /// Reads the session with its remaining time, in one round trip, without changing it (a
+    /// read that changed the key would invalidate every other replica's cached copy). Where the
+    /// store can, the key stays tracked so a later change is reported ([`Origin`]).
+    async fn fetch(&self, key: &StoreKey) -> Result<Option<Fetched>, StoreError>;
 
     /// How long until the session expires unless used; `None` if it is gone.
-    async fn ttl(&self, id: &SessionId) -> Result<Option<Duration>, StoreError>;
+    async fn ttl(&self, key: &StoreKey) -> Result<Option<Duration>, StoreError>;
 
     /// Pushes the expiry to `ttl` from now (sliding idle timeout). `false` if it is gone.
-    async fn touch(&self, id: &SessionId, ttl: Duration) -> Result<bool, StoreError>;
+    async fn touch(&self, key: &StoreKey, ttl: Duration) -> Result<bool, StoreError>;
 
     /// Removes the session and its index entries. `false` if it was already gone.
-    async fn delete(&self, id: &SessionId) -> Result<bool, StoreError>;
+    async fn delete(&self, key: &StoreKey) -> Result<bool, StoreError>;
 
-    /// Ids of the live sessions of a user.
-    async fn sessions_of_sub(&self, sub: &str) -> Result<Vec<SessionId>, StoreError>;
+    /// The live sessions of a user.
+    async fn sessions_of_sub(&self, sub: &str) -> Result<Vec<StoreKey>, StoreError>;
 
-    /// Ids of the live sessions created under one IdP session.
-    async fn sessions_of_sid(&self, sid: &str) -> Result<Vec<SessionId>, StoreError>;
+    /// The live sessions created under one IdP session.
+    async fn sessions_of_sid(&self, sid: &str) -> Result<Vec<StoreKey>, StoreError>;
 
     /// Replaces the session only if the stored one has version `expected` (fencing: a refresh
     /// that lost its lock cannot overwrite newer tokens). Keeps the remaining TTL.
     async fn replace(
         &self,
-        id: &SessionId,
+        key: &StoreKey,
         session: &StoredSession,
         expected: u64,
     ) -> Result<Replaced, StoreError>;
@@ -108,7 +123,7 @@ pub trait Store: Send + Sync {
     /// Takes the session's refresh lock for `lease` unless another owner holds it.
     async fn try_lock(
         &self,
-        id: &SessionId,
+        key: &StoreKey,
         owner: &str,
         lease: Duration,
     ) -> Result<bool, StoreError>;
@@ -116,19 +131,19 @@ pub trait Store: Send + Sync {
     /// Extends a lock this owner still holds; `false` if it was lost (expired, taken over).
     async fn renew_lock(
         &self,
-        id: &SessionId,
+        key: &StoreKey,
         owner: &str,
         lease: Duration,
     ) -> Result<bool, StoreError>;
 
     /// Releases the lock if this owner still holds it.
-    async fn unlock(&self, id: &SessionId, owner: &str) -> Result<(), StoreError>;
+    async fn unlock(&self, key: &StoreKey, owner: &str) -> Result<(), StoreError>;
 
     /// Records `key` for `ttl`; `true` the first time, `false` while it is remembered (replay
     /// protection for logout tokens' `jti`).
     async fn first_use(&self, key: &str, ttl: Duration) -> Result<bool, StoreError>;
 
-    /// Keeps a login in progress under its `state`, for at most `ttl`.
+    /// Keeps a logout in progress (where to return after the IdP) under its `state`.
     async fn put_login_state(
         &self,
         state: &str,
@@ -136,7 +151,7 @@ pub trait Store: Send + Sync {
         ttl: Duration,
     ) -> Result<(), StoreError>;
 
-    /// Returns and removes the login state in one step: the second caller gets `None`.
+    /// Returns and removes the state in one step: the second caller gets `None`.
     async fn take_login_state(&self, state: &str) -> Result<Option<Vec<u8>>, StoreError>;
 
     /// Whether the store answers; used by `/readyz`.

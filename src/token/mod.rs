@@ -17,7 +17,7 @@ mod refresh;
 
 use std::sync::Arc;
 
-use http::{HeaderMap, HeaderValue};
+use http::HeaderValue;
 
 use crate::config::{TokenPolicy, TokensConfig};
 use crate::error::GatewayError;
@@ -52,7 +52,6 @@ impl Target<'_> {
 }
 
 pub struct Tokens {
-    sessions: Arc<Sessions>,
     idp: Option<Arc<IdentityProvider>>,
     refresh: refresh::Refresher,
     client: client::ClientTokens,
@@ -69,17 +68,17 @@ impl Tokens {
         Tokens {
             refresh: refresh::Refresher::new(config, sessions.clone(), metrics.clone()),
             client: client::ClientTokens::new(config.refresh_skew, metrics),
-            sessions,
             idp,
             skew: config.refresh_skew.as_secs(),
         }
     }
 
     /// The `Authorization` value for this request on `route`, or `None` to send none.
+    /// `session` is what the session phase found (looked up only on routes that want a user).
     pub async fn authorization(
         &self,
         route: &Route,
-        headers: &HeaderMap,
+        session: Option<&Current>,
     ) -> Result<Option<HeaderValue>, GatewayError> {
         if route.token == TokenPolicy::None {
             return Ok(None);
@@ -87,14 +86,8 @@ impl Tokens {
         let Some(idp) = &self.idp else {
             return Err(GatewayError::Internal);
         };
-        if route.token.wants_user() {
-            let current = self.sessions.find(headers, true).await.map_err(|e| {
-                tracing::warn!(error = %e, "cannot read the session");
-                GatewayError::SessionStoreUnavailable
-            })?;
-            if let Some(current) = current {
-                return self.user_token(idp, current, route).await.map(Some);
-            }
+        if let Some(current) = session.filter(|_| route.token.wants_user()) {
+            return self.user_token(idp, current, route).await.map(Some);
         }
         match route.token {
             TokenPolicy::User => Err(GatewayError::Unauthenticated),
@@ -110,7 +103,7 @@ impl Tokens {
     async fn user_token(
         &self,
         idp: &IdentityProvider,
-        current: Current,
+        current: &Current,
         route: &Route,
     ) -> Result<HeaderValue, GatewayError> {
         let target = Target {
@@ -118,12 +111,16 @@ impl Tokens {
             scopes: &route.scopes,
         };
         let key = target.key();
-        if let Some(token) = fresh_token(&current, key.as_deref(), self.skew) {
-            return bearer(token);
+        if let Some(token) = fresh_token(current, key.as_deref(), self.skew) {
+            // The login's own token has its header built once per cached session.
+            return match (&key, &current.bearer) {
+                (None, Some(header)) => Ok(header.clone()),
+                _ => bearer(token),
+            };
         }
         match self
             .refresh
-            .refresh(idp, current.id, target, key.as_deref())
+            .refresh(idp, current, target, key.as_deref())
             .await
         {
             Ok(token) => bearer(&token),
@@ -155,13 +152,7 @@ pub(crate) fn fresh_token<'c>(
     }
 }
 
+/// Never printed by `Debug` (error lines, traces).
 fn bearer(token: &str) -> Result<HeaderValue, GatewayError> {
-    let mut value = String::with_capacity(7 + token.len());
-    value.push_str("Bearer ");
-    value.push_str(token);
-    let mut header =
-        HeaderValue::from_str(&value).map_err(|_| GatewayError::IdentityProviderFailed)?;
-    // Never printed by `Debug` (error lines, traces).
-    header.set_sensitive(true);
-    Ok(header)
+    crate::session::cache::bearer(token).ok_or(GatewayError::IdentityProviderFailed)
 }

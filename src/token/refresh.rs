@@ -22,7 +22,7 @@ use crate::config::TokensConfig;
 use crate::error::GatewayError;
 use crate::metrics::TokenMetrics;
 use crate::oidc::{IdentityProvider, TokenError};
-use crate::session::{Current, Replaced, ResourceToken, SessionId, Sessions, StoreError};
+use crate::session::{Current, Replaced, ResourceToken, SessionId, Sessions, StoreError, StoreKey};
 
 use super::{fresh_token, Target};
 
@@ -72,7 +72,7 @@ pub struct Refresher {
     /// This process, as a lock owner.
     owner_prefix: String,
     next_owner: AtomicU64,
-    flights: Mutex<HashMap<SessionId, Weak<tokio::sync::Mutex<()>>>>,
+    flights: Mutex<HashMap<StoreKey, Weak<tokio::sync::Mutex<()>>>>,
 }
 
 impl Refresher {
@@ -90,7 +90,7 @@ impl Refresher {
     }
 
     /// The per-session in-process mutex, shared by every task refreshing that session now.
-    fn flight(&self, id: &SessionId) -> Arc<tokio::sync::Mutex<()>> {
+    fn flight(&self, id: &StoreKey) -> Arc<tokio::sync::Mutex<()>> {
         let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(existing) = flights.get(id).and_then(Weak::upgrade) {
             return existing;
@@ -107,24 +107,24 @@ impl Refresher {
     pub async fn refresh(
         &self,
         idp: &IdentityProvider,
-        id: SessionId,
+        current: &Current,
         target: Target<'_>,
         key: Option<&str>,
     ) -> Result<String, RefreshError> {
-        let flight = self.flight(&id);
+        let id = &current.key;
+        let flight = self.flight(id);
         let _local = flight.lock().await;
         let owner = format!(
             "{}-{}",
             self.owner_prefix,
             self.next_owner.fetch_add(1, Ordering::Relaxed)
         );
-        let store = self.sessions.store()?.clone();
         let deadline = Instant::now() + self.wait;
         let mut waited = false;
         loop {
-            if store.try_lock(&id, &owner, self.lease).await? {
-                let outcome = self.refresh_locked(idp, &id, &owner, target, key).await;
-                if let Err(e) = store.unlock(&id, &owner).await {
+            if self.sessions.try_lock(id, &owner, self.lease).await? {
+                let outcome = self.refresh_locked(idp, current, &owner, target, key).await;
+                if let Err(e) = self.sessions.unlock(id, &owner).await {
                     tracing::warn!(error = %e, "cannot release a refresh lock; it expires with its lease");
                 }
                 match outcome {
@@ -139,7 +139,7 @@ impl Refresher {
                     waited = true;
                 }
                 // Another request (here or on another replica) is refreshing: wait for it.
-                let current = self.load(&id).await?;
+                let current = self.reload(current).await?;
                 if let Some(token) = fresh_token(&current, key, self.skew) {
                     return Ok(token.to_string());
                 }
@@ -151,9 +151,10 @@ impl Refresher {
         }
     }
 
-    async fn load(&self, id: &SessionId) -> Result<Current, RefreshError> {
+    /// The session as stored now (not as cached: another replica may have just refreshed).
+    async fn reload(&self, current: &Current) -> Result<Current, RefreshError> {
         self.sessions
-            .load(id.clone(), false)
+            .reload(current)
             .await?
             .ok_or(RefreshError::Gone)
     }
@@ -163,12 +164,13 @@ impl Refresher {
     async fn refresh_locked(
         &self,
         idp: &IdentityProvider,
-        id: &SessionId,
+        current: &Current,
         owner: &str,
         target: Target<'_>,
         key: Option<&str>,
     ) -> Result<Option<String>, RefreshError> {
-        let current = self.load(id).await?;
+        let current = self.reload(current).await?;
+        let id = &current.key;
         if let Some(token) = fresh_token(&current, key, self.skew) {
             return Ok(Some(token.to_string()));
         }
@@ -196,7 +198,7 @@ impl Refresher {
             Err(e) if e.is_fatal() => {
                 self.metrics.refreshes.with_label_values(&["fatal"]).inc();
                 tracing::info!(error = %e, "refresh token refused; ending the session");
-                if let Err(del) = self.sessions.delete(id).await {
+                if let Err(del) = self.sessions.delete_key(id).await {
                     tracing::warn!(error = %del, "cannot delete the session after a fatal refresh error");
                 }
                 return Err(RefreshError::Fatal(e));
@@ -253,13 +255,10 @@ impl Refresher {
 
     /// Renews the lock every third of its lease for as long as the IdP call runs. Never
     /// returns: the `select!` ends when the call does.
-    async fn keep_lease(&self, id: &SessionId, owner: &str) {
-        let Ok(store) = self.sessions.store() else {
-            return std::future::pending().await;
-        };
+    async fn keep_lease(&self, id: &StoreKey, owner: &str) {
         loop {
             tokio::time::sleep(self.lease / 3).await;
-            match store.renew_lock(id, owner, self.lease).await {
+            match self.sessions.renew_lock(id, owner, self.lease).await {
                 Ok(true) => {}
                 // Lost: the fenced write still protects newer tokens; stop renewing.
                 Ok(false) => {

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use portcullis::session::memory::MemoryStore;
 use portcullis::session::redis::{Endpoint, RedisOptions, RedisStore};
-use portcullis::session::{Replaced, SessionId, Store, StoreError, StoredSession};
+use portcullis::session::{
+    Origin, Replaced, SessionId, Store, StoreError, StoreKey, StoredSession,
+};
 
 use crate::harness::redis::{RedisCluster, RedisServer, SESSION_KEY as KEY};
 use crate::harness::{client, eventually, free_port, GatewayConfig, Upstream};
@@ -22,23 +24,28 @@ fn session(sub: &str, sid: Option<&str>) -> StoredSession {
 
 const LONG: Duration = Duration::from_secs(600);
 
+/// A store key as the gateway makes them (the shape of a keyed hash).
+fn new_key() -> StoreKey {
+    StoreKey::parse(SessionId::generate().as_str()).unwrap()
+}
+
 async fn conformance(store: &dyn Store) {
     store.ping().await.unwrap();
 
     // Round trip, and nothing for an id never stored.
-    let id = SessionId::generate();
+    let id = new_key();
     let s = session("alice", Some("idp-session-1"));
     store.put(&id, &s, LONG).await.unwrap();
     assert_eq!(store.get(&id).await.unwrap(), Some(s.clone()));
-    assert_eq!(store.get(&SessionId::generate()).await.unwrap(), None);
+    assert_eq!(store.get(&new_key()).await.unwrap(), None);
 
     // Indexes find every session of a user and of an IdP session, across cluster slots.
-    let other = SessionId::generate();
+    let other = new_key();
     store
         .put(&other, &session("alice", Some("idp-session-2")), LONG)
         .await
         .unwrap();
-    let bob = SessionId::generate();
+    let bob = new_key();
     store.put(&bob, &session("bob", None), LONG).await.unwrap();
     let mut of_alice = store.sessions_of_sub("alice").await.unwrap();
     of_alice.sort_by(|a, b| a.as_str().cmp(b.as_str()));
@@ -65,7 +72,7 @@ async fn conformance(store: &dyn Store) {
     );
 
     // Sessions expire with their TTL, and expired ones leave the indexes.
-    let short = SessionId::generate();
+    let short = new_key();
     store
         .put(
             &short,
@@ -84,7 +91,7 @@ async fn conformance(store: &dyn Store) {
     assert!(!store.touch(&short, LONG).await.unwrap());
 
     // Touch slides the expiry forward.
-    let sliding = SessionId::generate();
+    let sliding = new_key();
     store
         .put(
             &sliding,
@@ -96,39 +103,37 @@ async fn conformance(store: &dyn Store) {
     assert!(store.touch(&sliding, LONG).await.unwrap());
     let left = store.ttl(&sliding).await.unwrap().unwrap();
     assert!(left > Duration::from_secs(500) && left <= LONG, "{left:?}");
-    assert_eq!(store.ttl(&SessionId::generate()).await.unwrap(), None);
+    assert_eq!(store.ttl(&new_key()).await.unwrap(), None);
     tokio::time::sleep(Duration::from_millis(2000)).await;
     assert!(
         store.get(&sliding).await.unwrap().is_some(),
         "touch did not extend the session"
     );
 
-    // Reading with a slide (the request path) extends the session too, in the same call.
-    let read_slides = SessionId::generate();
+    // The cache's read: the record with its remaining time, and the read changes nothing.
+    let fetched = new_key();
     let record = session("erin", None);
     store
-        .put(&read_slides, &record, Duration::from_millis(1500))
+        .put(&fetched, &record, Duration::from_millis(1500))
         .await
         .unwrap();
-    assert_eq!(
-        store.get_and_touch(&read_slides, LONG).await.unwrap(),
-        Some(record)
-    );
-    assert_eq!(
-        store
-            .get_and_touch(&SessionId::generate(), LONG)
-            .await
-            .unwrap(),
-        None
-    );
-    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let got = store.fetch(&fetched).await.unwrap().unwrap();
+    assert_eq!(got.session, record);
     assert!(
-        store.get(&read_slides).await.unwrap().is_some(),
-        "get_and_touch did not extend the session"
+        got.ttl <= Duration::from_millis(1500) && got.ttl > Duration::from_millis(500),
+        "{:?}",
+        got.ttl
     );
+    assert!(store.fetch(&new_key()).await.unwrap().is_none());
+    eventually(
+        "a fetched session to expire (fetch does not slide)",
+        Duration::from_secs(10),
+        || async { store.get(&fetched).await.unwrap().is_none().then_some(()) },
+    )
+    .await;
 
     // Conditional replace (fencing): only over the expected version, keeping the TTL.
-    let fenced = SessionId::generate();
+    let fenced = new_key();
     let v1 = session("frank", Some("idp-f"));
     store.put(&fenced, &v1, LONG).await.unwrap();
     let v2 = StoredSession {
@@ -155,7 +160,7 @@ async fn conformance(store: &dyn Store) {
         vec![fenced.clone()]
     );
     assert_eq!(
-        store.replace(&SessionId::generate(), &v2, 1).await.unwrap(),
+        store.replace(&new_key(), &v2, 1).await.unwrap(),
         Replaced::Gone
     );
 
@@ -237,10 +242,10 @@ async fn memory_store_conforms() {
 #[tokio::test]
 async fn standalone_redis_store_conforms() {
     let redis = RedisServer::start();
-    let store = RedisStore::connect(&RedisOptions::new(Endpoint::Url(format!(
-        "redis://127.0.0.1:{}",
-        redis.port
-    ))))
+    let store = RedisStore::connect(
+        &RedisOptions::new(Endpoint::Url(format!("redis://127.0.0.1:{}", redis.port))),
+        None,
+    )
     .await
     .unwrap();
     conformance(&store).await;
@@ -256,7 +261,7 @@ async fn standalone_redis_store_conforms() {
 #[tokio::test]
 async fn clustered_redis_store_conforms() {
     let cluster = RedisCluster::start();
-    let store = RedisStore::connect(&RedisOptions::new(Endpoint::Cluster(cluster.seeds())))
+    let store = RedisStore::connect(&RedisOptions::new(Endpoint::Cluster(cluster.seeds())), None)
         .await
         .unwrap();
     conformance(&store).await;
@@ -270,20 +275,20 @@ async fn stackexchange_connection_string_connects() {
         false,
     )
     .unwrap();
-    let store = RedisStore::connect(&options).await.unwrap();
+    let store = RedisStore::connect(&options, None).await.unwrap();
     store.ping().await.unwrap();
 }
 
 #[tokio::test]
 async fn redis_outage_is_a_prompt_error_not_a_hang() {
     let mut redis = RedisServer::start();
-    let store = RedisStore::connect(&RedisOptions::new(Endpoint::Standalone(
-        "127.0.0.1".into(),
-        redis.port,
-    )))
+    let store = RedisStore::connect(
+        &RedisOptions::new(Endpoint::Standalone("127.0.0.1".into(), redis.port)),
+        None,
+    )
     .await
     .unwrap();
-    let id = SessionId::generate();
+    let id = new_key();
     store.put(&id, &session("erin", None), LONG).await.unwrap();
     redis.kill();
     // Bounded by the command timeout (500 ms) and retries; the guard only catches a hang.
@@ -300,7 +305,7 @@ async fn redis_outage_is_a_prompt_error_not_a_hang() {
 async fn password_protected_redis_needs_the_password() {
     let redis = RedisServer::with_password("s3cret-pw");
     let endpoint = Endpoint::Standalone("127.0.0.1".into(), redis.port);
-    let without = RedisStore::connect(&RedisOptions::new(endpoint.clone())).await;
+    let without = RedisStore::connect(&RedisOptions::new(endpoint.clone()), None).await;
     let refused = match without {
         Err(_) => true,
         Ok(store) => store.ping().await.is_err(),
@@ -310,7 +315,7 @@ async fn password_protected_redis_needs_the_password() {
         password: Some("s3cret-pw".into()),
         ..RedisOptions::new(endpoint)
     };
-    let store = RedisStore::connect(&with).await.unwrap();
+    let store = RedisStore::connect(&with, None).await.unwrap();
     conformance(&store).await;
 }
 
@@ -319,8 +324,10 @@ async fn readiness(gw: &crate::harness::Gateway) -> (u16, serde_json::Value) {
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
+/// Every replica shares Redis: were it to make them unready, one Redis outage would take them
+/// all out of the load balancer. It degrades readiness instead, and says so.
 #[tokio::test]
-async fn readiness_follows_redis_and_routes_without_sessions_keep_serving() {
+async fn a_redis_outage_degrades_readiness_but_every_replica_stays_in_the_load_balancer() {
     let spa = Upstream::start("spa").await;
     let redis_port = free_port();
     let gw = GatewayConfig::new()
@@ -332,11 +339,14 @@ async fn readiness_follows_redis_and_routes_without_sessions_keep_serving() {
         .route("/", "spa", "")
         .start()
         .await;
+    let degraded_gauge = |v: &str| format!("portcullis_session_store_degraded {v}");
 
-    // Redis is not there yet: alive, serving the SPA, but not ready.
+    // Redis is not there yet: ready (degraded), serving the SPA.
     let (status, body) = readiness(&gw).await;
-    assert_eq!(status, 503, "{body}");
-    assert!(body["checks"]["session_store"].as_str().unwrap() != "ok");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"]["session_store"], "degraded", "{body}");
+    assert!(body["degraded"]["session_store"].is_string(), "{body}");
+    assert!(gw.metrics().await.contains(&degraded_gauge("1")));
     assert_eq!(
         client().get(gw.url("/")).send().await.unwrap().status(),
         200
@@ -344,22 +354,22 @@ async fn readiness_follows_redis_and_routes_without_sessions_keep_serving() {
 
     // Redis appears: the gateway connects by itself.
     let mut redis = RedisServer::start_on(redis_port);
+    eventually("the store to be ok", Duration::from_secs(20), || async {
+        let (status, body) = readiness(&gw).await;
+        (status == 200 && body["checks"]["session_store"] == "ok").then_some(())
+    })
+    .await;
+    assert!(gw.metrics().await.contains(&degraded_gauge("0")));
+
+    // Redis goes away: degraded again, still ready, the SPA still serves.
+    redis.kill();
     eventually(
-        "ready once Redis answers",
+        "degraded once Redis is gone",
         Duration::from_secs(20),
         || async {
             let (status, body) = readiness(&gw).await;
-            (status == 200 && body["checks"]["session_store"] == "ok").then_some(())
+            (status == 200 && body["checks"]["session_store"] == "degraded").then_some(())
         },
-    )
-    .await;
-
-    // Redis goes away: not ready again, the SPA still serves.
-    redis.kill();
-    eventually(
-        "not ready once Redis is gone",
-        Duration::from_secs(20),
-        || async { (readiness(&gw).await.0 == 503).then_some(()) },
     )
     .await;
     assert_eq!(
@@ -376,10 +386,13 @@ async fn redis_over_tls_is_verified_against_the_configured_ca() {
     let (_redis, tls_port) = RedisServer::with_tls(&ca);
     let url = format!("rediss://127.0.0.1:{tls_port}");
     // The system roots do not know this CA: no session goes to an unverified server.
-    let untrusted = RedisStore::connect(&RedisOptions {
-        connect_timeout: Duration::from_secs(1),
-        ..RedisOptions::new(Endpoint::Url(url.clone()))
-    })
+    let untrusted = RedisStore::connect(
+        &RedisOptions {
+            connect_timeout: Duration::from_secs(1),
+            ..RedisOptions::new(Endpoint::Url(url.clone()))
+        },
+        None,
+    )
     .await;
     let refused = match untrusted {
         Err(_) => true,
@@ -390,6 +403,176 @@ async fn redis_over_tls_is_verified_against_the_configured_ca() {
         ca_file: Some(ca.ca.clone()),
         ..RedisOptions::new(Endpoint::Url(url))
     };
-    let store = RedisStore::connect(&trusted).await.unwrap();
+    let store = RedisStore::connect(&trusted, None).await.unwrap();
     conformance(&store).await;
+}
+
+/// The cache's side of the contract: a tracked read is reported when anyone changes, slides,
+/// expires or deletes the session, and a lost connection flushes what it tracked.
+mod tracking {
+    use std::sync::Arc;
+
+    use portcullis::metrics::Metrics;
+    use portcullis::session::cache::{Entry, SessionCache};
+    use portcullis::session::SessionData;
+
+    use super::*;
+
+    fn cache() -> Arc<SessionCache> {
+        let metrics = Metrics::new().unwrap().sessions;
+        Arc::new(SessionCache::new(
+            1000,
+            Duration::from_secs(600),
+            true,
+            metrics,
+        ))
+    }
+
+    fn data() -> SessionData {
+        SessionData {
+            access_token: "at".into(),
+            refresh_token: None,
+            id_token: "it".into(),
+            access_expires_at: None,
+            claims: Default::default(),
+            resource_tokens: Default::default(),
+        }
+    }
+
+    /// Reads `key` through the tracking store into the cache, as the request path does.
+    async fn cached(store: &RedisStore, cache: &SessionCache, key: &StoreKey) -> String {
+        let ticket = cache.ticket(key);
+        let fetched = store.fetch(key).await.unwrap().unwrap();
+        let Origin::Node(node) = fetched.origin.clone() else {
+            panic!("a read through the tracking client is tracked: {fetched:?}");
+        };
+        cache.fill(
+            Arc::new(Entry::new(
+                key.clone(),
+                fetched.session,
+                data(),
+                fetched.origin,
+                u64::MAX / 2,
+            )),
+            ticket,
+        );
+        assert!(cache.get(key).is_some(), "a tracked read is cached");
+        node.to_string()
+    }
+
+    async fn gone(cache: &SessionCache, key: &StoreKey, what: &str) {
+        eventually(what, Duration::from_secs(10), || async {
+            cache.get(key).is_none().then_some(())
+        })
+        .await;
+    }
+
+    async fn tracking_on(cache: &SessionCache) {
+        eventually("tracking to be on", Duration::from_secs(20), || async {
+            (!cache.suspended()).then_some(())
+        })
+        .await;
+    }
+
+    /// `replica` reads with a cache; `other` is another replica writing to the same Redis.
+    async fn every_change_reaches_the_cache(
+        replica: &RedisStore,
+        other: &RedisStore,
+        cache: &SessionCache,
+        kill_clients: impl Fn(&str),
+    ) {
+        tracking_on(cache).await;
+        let key = new_key();
+        other.put(&key, &session("zoe", None), LONG).await.unwrap();
+
+        // Deleted elsewhere (logout, back-channel, admin revocation on another replica).
+        cached(replica, cache, &key).await;
+        other.delete(&key).await.unwrap();
+        gone(cache, &key, "a delete elsewhere to invalidate").await;
+
+        // Replaced elsewhere (a refresh on another replica), slid elsewhere.
+        other.put(&key, &session("zoe", None), LONG).await.unwrap();
+        cached(replica, cache, &key).await;
+        let v2 = StoredSession {
+            version: 2,
+            ..session("zoe", None)
+        };
+        assert_eq!(other.replace(&key, &v2, 1).await.unwrap(), Replaced::Done);
+        gone(cache, &key, "a replace elsewhere to invalidate").await;
+        cached(replica, cache, &key).await;
+        assert!(other.touch(&key, LONG).await.unwrap());
+        gone(cache, &key, "a slide elsewhere to invalidate").await;
+
+        // Expired in the store.
+        let short = new_key();
+        other
+            .put(&short, &session("zoe", None), Duration::from_millis(300))
+            .await
+            .unwrap();
+        cached(replica, cache, &short).await;
+        gone(cache, &short, "an expiry to invalidate").await;
+
+        // The tracking connection is killed: what it tracked is flushed (its invalidations
+        // would be lost), and once it is back, changes are reported again.
+        let node = cached(replica, cache, &key).await;
+        kill_clients(&node);
+        gone(cache, &key, "a lost tracking connection to flush").await;
+        tracking_on(cache).await;
+        let node = cached(replica, cache, &key).await;
+        assert!(!node.is_empty());
+        other.delete(&key).await.unwrap();
+        gone(cache, &key, "a delete after the reconnect to invalidate").await;
+    }
+
+    #[tokio::test]
+    async fn standalone_redis_reports_every_change() {
+        let redis = RedisServer::start();
+        let options = RedisOptions::new(Endpoint::Standalone("127.0.0.1".into(), redis.port));
+        let cache = cache();
+        let replica = RedisStore::connect(&options, Some(cache.clone()))
+            .await
+            .unwrap();
+        let other = RedisStore::connect(&options, None).await.unwrap();
+        every_change_reaches_the_cache(&replica, &other, &cache, |_| {
+            redis.cli(&["client", "kill", "type", "normal"]);
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_cluster_reports_every_change_and_a_lost_node_flushes_only_its_sessions() {
+        let cluster = RedisCluster::start();
+        let options = RedisOptions::new(Endpoint::Cluster(cluster.seeds()));
+        let cache = cache();
+        let replica = RedisStore::connect(&options, Some(cache.clone()))
+            .await
+            .unwrap();
+        let other = RedisStore::connect(&options, None).await.unwrap();
+        let kill_on = |node: &str| {
+            let port: u16 = node.rsplit(':').next().unwrap().parse().unwrap();
+            let server = cluster.nodes.iter().find(|n| n.port == port).unwrap();
+            server.cli(&["client", "kill", "type", "normal"]);
+        };
+        every_change_reaches_the_cache(&replica, &other, &cache, kill_on).await;
+
+        // Sessions on two different masters; one master's connection goes: the other
+        // master's sessions stay cached.
+        tracking_on(&cache).await;
+        let mut by_node: std::collections::BTreeMap<String, StoreKey> = Default::default();
+        while by_node.len() < 2 {
+            let key = new_key();
+            other.put(&key, &session("yan", None), LONG).await.unwrap();
+            let node = cached(&replica, &cache, &key).await;
+            by_node.entry(node).or_insert(key);
+        }
+        let mut nodes = by_node.into_iter();
+        let (lost_node, lost_key) = nodes.next().unwrap();
+        let (_, kept_key) = nodes.next().unwrap();
+        kill_on(&lost_node);
+        gone(&cache, &lost_key, "the lost node's sessions to be flushed").await;
+        assert!(
+            cache.get(&kept_key).is_some(),
+            "a healthy node's sessions stay cached"
+        );
+    }
 }

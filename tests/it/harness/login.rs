@@ -120,14 +120,18 @@ pub fn start_idp_with(ports: &[u16], op_env: &[(&str, &str)]) -> Idp {
     Idp::start(&redirects, &env)
 }
 
-/// Waits for `/readyz`: discovery done and the session store connected.
+/// Waits for `/readyz` to report every check ok: discovery done and the session store
+/// connected (a store that is away only degrades readiness, so 200 alone is not enough).
 pub async fn wait_ready(gw: &Gateway) {
     eventually(
         "the gateway to be ready",
         Duration::from_secs(30),
         || async {
             let r = client().get(gw.admin_url("/readyz")).send().await.ok()?;
-            (r.status() == 200).then_some(())
+            let ready = r.status() == 200;
+            let body: serde_json::Value = r.json().await.ok()?;
+            let checks = body["checks"].as_object()?;
+            (ready && checks.values().all(|v| v == "ok")).then_some(())
         },
     )
     .await;
