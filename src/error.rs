@@ -89,6 +89,16 @@ impl GatewayError {
         }
     }
 
+    /// Seconds after which trying again is worth it (`Retry-After`, RFC 9110 §10.2.3), for
+    /// outages the gateway expects to recover from by itself.
+    pub fn retry_after(&self) -> Option<u32> {
+        match self {
+            GatewayError::SessionStoreUnavailable => Some(2),
+            GatewayError::IdentityProviderUnavailable => Some(5),
+            _ => None,
+        }
+    }
+
     /// A stable identifier for the problem type (RFC 9457 `type`, as a URN).
     pub fn slug(&self) -> &'static str {
         match self {

@@ -6,7 +6,9 @@
 //! step somewhere. So the rule is strict: a local path that stays local however often it is
 //! decoded.
 
-const MAX_LEN: usize = 2048;
+/// Long enough for any real deep link; short enough that two logins in progress still fit the
+/// browser's pending-login cookie (`login_state.rs`).
+const MAX_LEN: usize = 1024;
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ReturnUrlError {
@@ -109,5 +111,10 @@ mod tests {
             check(Some(&format!("/{}", "a".repeat(3000)))),
             Err(ReturnUrlError::TooLong)
         );
+        assert_eq!(
+            check(Some(&format!("/{}", "a".repeat(MAX_LEN)))),
+            Err(ReturnUrlError::TooLong)
+        );
+        assert!(check(Some(&format!("/{}", "a".repeat(MAX_LEN - 1)))).is_ok());
     }
 }

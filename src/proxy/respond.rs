@@ -13,20 +13,8 @@ use crate::error::GatewayError;
 
 use super::context::RequestCtx;
 
-/// Sends `body` with `status` and `content_type`, then ends the response.
-pub async fn send(
-    session: &mut HttpSession,
-    ctx: &RequestCtx,
-    status: u16,
-    content_type: &str,
-    body: Bytes,
-) -> Result<()> {
-    let resp = ResponseHeader::build(status, Some(6))?;
-    send_with(session, ctx, resp, content_type, body).await
-}
-
-/// Like [`send`], on a response head that already carries its own headers (`Set-Cookie`,
-/// `Location`).
+/// Sends `body` as `content_type` on `resp` (which may carry its own `Set-Cookie`,
+/// `Location`, `Retry-After`), with the headers every local answer needs, and ends it.
 async fn send_with(
     session: &mut HttpSession,
     ctx: &RequestCtx,
@@ -70,7 +58,7 @@ pub async fn reply(session: &mut HttpSession, ctx: &RequestCtx, reply: Reply) ->
             send_with(session, ctx, resp, "application/json", body).await
         }
         Reply::Error { error, cookies } => {
-            let mut resp = ResponseHeader::build(error.status(), Some(8))?;
+            let mut resp = error_head(&error)?;
             for c in cookies {
                 resp.append_header("Set-Cookie", c)?;
             }
@@ -109,7 +97,16 @@ pub fn wants_html(session: &HttpSession) -> bool {
 /// Renders `err` for this caller and sends it.
 pub async fn error(session: &mut HttpSession, ctx: &RequestCtx, err: &GatewayError) -> Result<()> {
     let (content_type, body) = render(session, ctx, err);
-    send(session, ctx, err.status(), content_type, body).await
+    send_with(session, ctx, error_head(err)?, content_type, body).await
+}
+
+/// The status line of an error, and when to come back for one that passes by itself.
+fn error_head(err: &GatewayError) -> Result<ResponseHeader> {
+    let mut resp = ResponseHeader::build(err.status(), Some(8))?;
+    if let Some(secs) = err.retry_after() {
+        resp.insert_header("Retry-After", secs)?;
+    }
+    Ok(resp)
 }
 
 /// RFC 9457 problem details.

@@ -684,8 +684,15 @@ impl Watcher {
                     Err(RecvError::Closed) => return,
                 },
                 event = self.errors.recv() => match event {
+                    // A connection to this node broke: what it tracked is unheard of now.
                     Ok((_, Some(server))) => self.lost(Some(&server.to_string())),
-                    Ok((_, None)) | Err(RecvError::Lagged(_)) => self.lost(None),
+                    // A (re)connection attempt failed: no tracking connection was lost by it
+                    // (that came with its node), and a new one reports in when it is made.
+                    Ok((_, None)) => {}
+                    Err(RecvError::Lagged(_)) => {
+                        self.lost(None);
+                        self.enable().await;
+                    }
                     Err(RecvError::Closed) => return,
                 },
                 event = self.reconnects.recv() => match event {

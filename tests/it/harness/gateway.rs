@@ -101,7 +101,10 @@ impl Gateway {
             .args(["run", "--config"])
             .arg(&config_path)
             .envs(&cfg.env)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("PORTCULLIS_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()

@@ -132,6 +132,42 @@ impl RedisServer {
         session_toml(&format!("url = \"redis://127.0.0.1:{}\"", self.port))
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open, nothing answers.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a [`pause`](Self::pause)d server (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {sig} redis {}", self.port);
+    }
+
+    /// Whether this node is a master (of a cluster) right now.
+    pub fn is_master(&self) -> bool {
+        self.cli(&["role"]).lines().next() == Some("master")
+    }
+
+    /// Every key and value this server holds under `pattern`, as `key value` lines.
+    pub fn dump(&self, pattern: &str) -> String {
+        let mut out = String::new();
+        for key in self.cli(&["--scan", "--pattern", pattern]).lines() {
+            out.push_str(key);
+            out.push(' ');
+            out.push_str(&self.cli(&["get", key]));
+            out.push_str(&self.cli(&["smembers", key]));
+            out.push('\n');
+        }
+        out
+    }
+
     /// Stops the server now (an outage), keeping the handle for its port.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -162,6 +198,9 @@ impl RedisCluster {
                         "nodes.conf",
                         "--cluster-node-timeout",
                         "5000",
+                        // Replicas sync at once (the default waits 5 s for more replicas).
+                        "--repl-diskless-sync-delay",
+                        "0",
                     ],
                     None,
                 )
@@ -186,6 +225,13 @@ impl RedisCluster {
         for node in &nodes {
             node.wait_for(|out| out.contains("cluster_state:ok"), &["cluster", "info"]);
         }
+        // Every replica holds its master's data before any test relies on a failover.
+        for node in &nodes {
+            node.wait_for(
+                |out| out.contains("role:master") || out.contains("master_link_status:up"),
+                &["info", "replication"],
+            );
+        }
         RedisCluster { nodes }
     }
 
@@ -198,6 +244,17 @@ impl RedisCluster {
             .collect::<Vec<_>>()
             .join(", ");
         session_toml(&format!("cluster_nodes = [{nodes}]"))
+    }
+
+    /// The master that holds the session of the user `sub` (found by its stored record).
+    pub fn master_of_session(&self, sub: &str) -> Option<usize> {
+        let needle = format!("\"sub\":\"{sub}\"");
+        self.nodes.iter().position(|n| {
+            n.is_master()
+                && n.dump("portcullis:{*}:s")
+                    .lines()
+                    .any(|l| l.contains(&needle))
+        })
     }
 
     pub fn seeds(&self) -> Vec<(String, u16)> {
