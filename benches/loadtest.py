@@ -28,6 +28,8 @@ UPSTREAM_PORT, NGINX_PORT, GW_PORT, GW_ADMIN, BARE_PORT = 18081, 18080, 18090, 1
 # The authenticated path: a second gateway with a user-token route, sessions in Redis, and the
 # test OP (npm oidc-provider) to log in once.
 REDIS_PORT, OP_PORT, AUTH_PORT, AUTH_ADMIN = 18093, 18094, 18095, 18096
+# The same gateway with the session cache off, and with every call missing it (cold).
+NOCACHE_PORT, NOCACHE_ADMIN, COLD_PORT, COLD_ADMIN = 18097, 18098, 18099, 18100
 SESSION_KEY = "q0S8pJlY0E9o1cJc3m2m4G7mQ3cGmZq1v7bS0lJcR2U="
 LOAD_CORE, SUT_CORE = "0", "1"
 BODY = json.dumps({
@@ -81,8 +83,8 @@ access_log = {access_log}
 level = "warn"
 [pingora]
 threads = 1
-upgrade_sock = "{dir}/upgrade-auth.sock"
-pid_file = "{dir}/portcullis-auth.pid"
+upgrade_sock = "{dir}/upgrade-{port}.sock"
+pid_file = "{dir}/portcullis-{port}.pid"
 [oidc]
 issuer = "http://127.0.0.1:{op}"
 client_id = "portcullis"
@@ -90,6 +92,7 @@ client_secret = "bench-secret"
 [session]
 store = "redis"
 encryption_keys = ["{key}"]
+{cache}
 [redis]
 url = "redis://127.0.0.1:{redis}"
 [clusters.api]
@@ -233,15 +236,24 @@ def main():
         op = start(["node", os.path.join(ROOT, "tests/idp/op.mjs")], LOAD_CORE, env={
             **os.environ, "OP_PORT": str(OP_PORT), "OP_CLIENT_ID": "portcullis", "OP_CLIENT_SECRET": "bench-secret",
             "OP_REDIRECT_URIS": f"http://127.0.0.1:{AUTH_PORT}/signin-oidc", "OP_ACCESS_TOKEN_TTL": "3600"})
-        open(f"{d}/auth.toml", "w").write(PORTCULLIS_AUTH.format(
-            dir=d, port=AUTH_PORT, admin=AUTH_ADMIN, up=UPSTREAM_PORT, op=OP_PORT, redis=REDIS_PORT,
-            key=SESSION_KEY, access_log=str(args.access_log).lower()))
-        auth = start([args.binary, "run", "--config", f"{d}/auth.toml"], SUT_CORE)
-        procs = [up, px, bare, gw, redis, op, auth]
+        # Three gateways share the session: the cache as shipped, no cache, and a cache whose
+        # copies are too old at every call (each call misses, reads Redis, opens and refills).
+        auths = []
+        for port, admin, cache in ((AUTH_PORT, AUTH_ADMIN, ""),
+                                   (NOCACHE_PORT, NOCACHE_ADMIN, "cache_size = 0"),
+                                   (COLD_PORT, COLD_ADMIN, 'cache_max_age = "1ms"')):
+            open(f"{d}/auth-{port}.toml", "w").write(PORTCULLIS_AUTH.format(
+                dir=d, port=port, admin=admin, up=UPSTREAM_PORT, op=OP_PORT, redis=REDIS_PORT,
+                key=SESSION_KEY, cache=cache, access_log=str(args.access_log).lower()))
+            auths.append(start([args.binary, "run", "--config", f"{d}/auth-{port}.toml"], SUT_CORE))
+        auth, nocache, cold = auths
+        procs = [up, px, bare, gw, redis, op, *auths]
         for port in (UPSTREAM_PORT, NGINX_PORT, BARE_PORT, GW_PORT):
             wait_http(f"http://127.0.0.1:{port}/")
-        wait_http(f"http://127.0.0.1:{AUTH_ADMIN}/readyz", deadline=30)
+        for admin in (AUTH_ADMIN, NOCACHE_ADMIN, COLD_ADMIN):
+            wait_http(f"http://127.0.0.1:{admin}/readyz", deadline=30)
         cookie = login(f"http://127.0.0.1:{AUTH_PORT}")
+        session = (f"Cookie: {cookie}", "X-CSRF: 1")
 
         def worker_pid(master_pidfile):
             # nginx's master forks one worker; measure the worker.
@@ -254,9 +266,13 @@ def main():
             {"name": "nginx proxy", "url": f"http://127.0.0.1:{NGINX_PORT}/item", "pid": worker_pid(f"{d}/px.pid")},
             {"name": "bare pingora", "url": f"http://127.0.0.1:{BARE_PORT}/item", "pid": bare.pid},
             {"name": "portcullis", "url": f"http://127.0.0.1:{GW_PORT}/item", "pid": gw.pid},
-            # Cookie -> session (Redis GETEX) -> anti-forgery -> user token -> upstream.
+            # Cookie -> anti-forgery -> session (cache, Redis on a miss) -> user token -> upstream.
             {"name": "portcullis + session", "url": f"http://127.0.0.1:{AUTH_PORT}/item", "pid": auth.pid,
-             "headers": (f"Cookie: {cookie}", "X-CSRF: 1")},
+             "headers": session},
+            {"name": "+ session, cold cache", "url": f"http://127.0.0.1:{COLD_PORT}/item", "pid": cold.pid,
+             "headers": session},
+            {"name": "+ session, no cache", "url": f"http://127.0.0.1:{NOCACHE_PORT}/item", "pid": nocache.pid,
+             "headers": session},
         ]
         results = {(t["name"], c): [] for t in targets for c in conns}
         for t in targets:  # warm-up: fill connection pools, fault in pages
@@ -264,14 +280,17 @@ def main():
         for rep in range(args.reps):
             for c in conns:
                 for t in targets:
+                    calls = sum(redis_commandstats(REDIS_PORT).values())
                     r = measure(t, c, args.duration)
+                    r["redis_per_req"] = (sum(redis_commandstats(REDIS_PORT).values()) - calls - 1) / max(r["requests"], 1)
                     results[(t["name"], c)].append(r)
                     print(f"rep {rep + 1} {c:>3} conns {t['name']:<21} {r['rps']:>9.0f} rps  p99 {r['p99_ms']:.2f} ms"
                           + (f"  cpu {r['cpu_us_per_req']:.1f} us/req" if 'cpu_us_per_req' in r else "")
+                          + (f"  redis {r['redis_per_req']:.3f}/req" if r['redis_per_req'] > 0 else "")
                           + (f"  ERRORS non2xx={r['non2xx']} socket={r['socket_errors']}" if r['non2xx'] or r['socket_errors'] else ""),
                           flush=True)
-        rss = {"nginx proxy": peak_rss_kb(targets[1]["pid"]), "bare pingora": peak_rss_kb(bare.pid),
-               "portcullis": peak_rss_kb(gw.pid), "portcullis + session": peak_rss_kb(auth.pid)}
+        rss = {t["name"]: peak_rss_kb(t["pid"]) for t in targets if t["pid"]}
+        redis_calls = redis_commandstats(REDIS_PORT)
     finally:
         for p in procs:
             p.send_signal(signal.SIGQUIT if p in procs[:2] else signal.SIGTERM)
@@ -282,7 +301,7 @@ def main():
                 p.kill()
         shutil.rmtree(d, ignore_errors=True)
 
-    table = report(results, conns, rss, args)
+    table = report(results, conns, rss, args, [t["name"] for t in targets], redis_calls)
     print("\n" + table)
     if args.write:
         path = os.path.join(ROOT, args.write) if not os.path.isabs(args.write) else args.write
@@ -293,7 +312,14 @@ def main():
         print(f"wrote {args.write}")
 
 
-def report(results, conns, rss, args):
+def redis_commandstats(port):
+    """Redis commands served since start, by command (INFO commandstats)."""
+    out = subprocess.run(["redis-cli", "-p", str(port), "info", "commandstats"],
+                         capture_output=True, text=True).stdout
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"cmdstat_(\w+):calls=(\d+)", out)}
+
+
+def report(results, conns, rss, args, names, redis_calls):
     med = lambda xs: statistics.median(xs)
     lines = [
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores, "
@@ -302,14 +328,16 @@ def report(results, conns, rss, args):
         f"Portcullis access log {'on' if args.access_log else 'off'} (nginx: off).",
         "Ratios are medians of per-repetition ratios against nginx; CPU is the system under test's.",
         "",
-        "| target | conns | rps (median) | × nginx rps | CPU µs/req | × nginx CPU | p99 ms | × nginx p99 | peak RSS |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| target | conns | rps (median) | × nginx rps | × bare rps | CPU µs/req | × nginx CPU | p99 ms | × nginx p99 | peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in conns:
         ng = results[("nginx proxy", c)]
-        for name in ("upstream alone", "nginx proxy", "bare pingora", "portcullis", "portcullis + session"):
+        bare = results[("bare pingora", c)]
+        for name in names:
             rs = results[(name, c)]
             rps_ratio = med([r["rps"] / n["rps"] for r, n in zip(rs, ng)])
+            bare_ratio = med([r["rps"] / b["rps"] for r, b in zip(rs, bare)])
             p99_ratio = med([r["p99_ms"] / n["p99_ms"] for r, n in zip(rs, ng)])
             if "cpu_us_per_req" in rs[0]:
                 cpu = f"{med([r['cpu_us_per_req'] for r in rs]):.1f}"
@@ -317,10 +345,23 @@ def report(results, conns, rss, args):
             else:
                 cpu, cpu_ratio = "—", "—"
             mem = f"{rss[name] / 1024:.0f} MB" if name in rss else "—"
-            lines.append(f"| {name} | {c} | {med([r['rps'] for r in rs]):.0f} | {rps_ratio:.2f} | {cpu} | {cpu_ratio} "
+            lines.append(f"| {name} | {c} | {med([r['rps'] for r in rs]):.0f} | {rps_ratio:.2f} | {bare_ratio:.2f} | {cpu} | {cpu_ratio} "
                          f"| {med([r['p99_ms'] for r in rs]):.2f} | {p99_ratio:.2f} | {mem} |")
     errors = sum(r["non2xx"] + r["socket_errors"] for rs in results.values() for r in rs)
     lines.append("")
+    # The authenticated path against the pass-through route of the same build, same repetition.
+    for c in conns:
+        pt = results[("portcullis", c)]
+        for name in names[names.index("portcullis") + 1:]:
+            rs = results[(name, c)]
+            ratio = med([r["rps"] / p["rps"] for r, p in zip(rs, pt)])
+            extra = med([r["cpu_us_per_req"] - p["cpu_us_per_req"] for r, p in zip(rs, pt)])
+            redis = med([r["redis_per_req"] for r in rs])
+            lines.append(f"- {c} conns, {name}: {ratio:.2f}× the pass-through route's rps, "
+                         f"{extra:+.1f} µs CPU per request, {redis:.3f} Redis commands per request")
+    lines.append("")
+    lines.append("Redis commands served during the whole run (warm-up and all targets): "
+                 + ", ".join(f"{k} {v}" for k, v in sorted(redis_calls.items(), key=lambda kv: -kv[1])[:8]) + ".")
     lines.append(f"Errors (non-2xx or socket) across all runs: {errors}.")
     return "\n".join(lines)
 

@@ -190,8 +190,12 @@ impl RedisCluster {
     pub fn start() -> RedisCluster {
         let nodes: Vec<RedisServer> = (0..6)
             .map(|_| {
+                // The bus port defaults to port + 10000, which may be taken (or past 65535).
+                let bus = free_port().to_string();
                 RedisServer::spawn(
                     &[
+                        "--cluster-port",
+                        &bus,
                         "--cluster-enabled",
                         "yes",
                         "--cluster-config-file",
