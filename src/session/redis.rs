@@ -13,7 +13,7 @@
 //!
 //! Session reads for the per-replica cache go through a second, RESP3 client whose
 //! connections have `CLIENT TRACKING` on: each node remembers what that connection read and
-//! pushes an invalidation when anyone changes, deletes, expires or evicts it. [`watch`] turns
+//! pushes an invalidation when anyone changes, deletes, expires or evicts it. [`Watcher`] turns
 //! those pushes and the connection events into cache invalidations and flushes.
 
 use std::sync::Arc;
