@@ -266,6 +266,10 @@ def main():
             {"name": "nginx proxy", "url": f"http://127.0.0.1:{NGINX_PORT}/item", "pid": worker_pid(f"{d}/px.pid")},
             {"name": "bare pingora", "url": f"http://127.0.0.1:{BARE_PORT}/item", "pid": bare.pid},
             {"name": "portcullis", "url": f"http://127.0.0.1:{GW_PORT}/item", "pid": gw.pid},
+            # The same pass-through route, sent the session's request headers (Cookie, X-CSRF):
+            # what those bytes cost Pingora before any session work.
+            {"name": "portcullis, same headers", "url": f"http://127.0.0.1:{GW_PORT}/item", "pid": gw.pid,
+             "headers": session},
             # Cookie -> anti-forgery -> session (cache, Redis on a miss) -> user token -> upstream.
             {"name": "portcullis + session", "url": f"http://127.0.0.1:{AUTH_PORT}/item", "pid": auth.pid,
              "headers": session},
@@ -289,7 +293,7 @@ def main():
                           + (f"  redis {r['redis_per_req']:.3f}/req" if r['redis_per_req'] > 0 else "")
                           + (f"  ERRORS non2xx={r['non2xx']} socket={r['socket_errors']}" if r['non2xx'] or r['socket_errors'] else ""),
                           flush=True)
-        rss = {t["name"]: peak_rss_kb(t["pid"]) for t in targets if t["pid"]}
+        rss = {t["name"]: peak_rss_kb(t["pid"]) for t in targets if t["pid"] and "same headers" not in t["name"]}
         redis_calls = redis_commandstats(REDIS_PORT)
     finally:
         for p in procs:

@@ -588,12 +588,7 @@ fn builder(config: FredConfig, options: &RedisOptions) -> Builder {
     let (command_timeout, connect_timeout) = (options.command_timeout, options.connect_timeout);
     let mut builder = Builder::from_config(config);
     builder
-        .with_performance_config(|p| {
-            p.default_command_timeout = command_timeout;
-            // Invalidations are broadcast to the watcher; a burst larger than this is not
-            // lost silently (the watcher sees the lag and flushes), but it costs the cache.
-            p.broadcast_channel_capacity = 4096;
-        })
+        .with_performance_config(|p| p.default_command_timeout = command_timeout)
         .with_connection_config(|c| {
             c.connection_timeout = connect_timeout;
             c.internal_command_timeout = connect_timeout;
@@ -627,7 +622,13 @@ async fn track(
 ) -> Result<Client, StoreError> {
     // Invalidations arrive as RESP3 push frames on the connection that read the key.
     config.version = RespVersion::RESP3;
-    let client = builder(config, options).build().map_err(unavailable)?;
+    let mut builder = builder(config, options);
+    builder.with_performance_config(|p| {
+        // Invalidations are broadcast to the watcher; a burst larger than this is not lost
+        // silently (the watcher sees the lag and flushes), but it costs the cache.
+        p.broadcast_channel_capacity = 4096;
+    });
+    let client = builder.build().map_err(unavailable)?;
     let watcher = Watcher {
         invalidations: client.invalidation_rx(),
         errors: client.error_rx(),

@@ -154,20 +154,22 @@ impl Sessions {
     /// The live session with this id (see [`find`](Self::find)): from the cache when it is
     /// there, else from the store under each name the key ring gives it.
     pub async fn load(&self, id: SessionId, slide: bool) -> Result<Option<Current>, StoreError> {
+        // Every name in the cache first: during a key rotation a session stored under an older
+        // key's name must not cost a store read per call.
         let mut index = 0;
         while let Some(key) = self.keys.store_key(&id, index) {
+            if let Some(entry) = self.cache.get(&key) {
+                return self.live(id, entry, slide).await;
+            }
             index += 1;
-            let entry = match self.cache.get(&key) {
-                Some(entry) => entry,
-                None => {
-                    self.cache.missed();
-                    match self.read(&id, key).await? {
-                        Some(entry) => entry,
-                        None => continue,
-                    }
-                }
-            };
-            return self.live(id, entry, slide).await;
+        }
+        self.cache.missed();
+        let mut index = 0;
+        while let Some(key) = self.keys.store_key(&id, index) {
+            if let Some(entry) = self.read(&id, key).await? {
+                return self.live(id, entry, slide).await;
+            }
+            index += 1;
         }
         Ok(None)
     }
