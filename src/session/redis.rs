@@ -580,6 +580,9 @@ impl Store for RedisStore {
     }
 }
 
+/// How often to try turning tracking on again while it is off.
+const RETRY_TRACKING: Duration = Duration::from_secs(5);
+
 /// The node name of a standalone server (one node: any loss flushes everything).
 const STANDALONE: &str = "standalone";
 
@@ -637,6 +640,7 @@ async fn track(
         cache,
         prefix: format!("{}:{{", options.key_prefix),
         clustered,
+        refused: false,
     };
     if let Err(e) = client.init().await {
         let _ = client.quit().await;
@@ -657,6 +661,8 @@ struct Watcher {
     /// `{prefix}:{`, what every session key starts with.
     prefix: String,
     clustered: bool,
+    /// Whether the last attempt to turn tracking on failed (and was logged).
+    refused: bool,
 }
 
 impl Watcher {
@@ -707,6 +713,11 @@ impl Watcher {
                     }
                     Err(RecvError::Closed) => return,
                 },
+                // Turning tracking on failed (a node was away or slow): try again rather than
+                // leave the cache off until the next reconnect happens to come.
+                _ = tokio::time::sleep(RETRY_TRACKING), if self.cache.suspended() => {
+                    self.enable().await;
+                }
             }
         }
     }
@@ -721,17 +732,25 @@ impl Watcher {
     }
 
     /// Turns tracking on for every connection; the cache takes new reads once it is.
-    async fn enable(&self) {
+    async fn enable(&mut self) {
         match self
             .client
             .start_tracking(None, false, false, false, false)
             .await
         {
-            Ok(()) => self.cache.resume(),
-            Err(e) => tracing::warn!(
-                error = %e,
-                "Redis refused client tracking; the session cache stays off until the next reconnect"
-            ),
+            Ok(()) => {
+                self.cache.resume();
+                self.refused = false;
+            }
+            // Said once per outage, not at every retry.
+            Err(e) if self.refused => tracing::debug!(error = %e, "client tracking still off"),
+            Err(e) => {
+                self.refused = true;
+                tracing::warn!(
+                    error = %e,
+                    "Redis refused client tracking; sessions are read from Redis on every call until it accepts"
+                );
+            }
         }
     }
 

@@ -291,3 +291,42 @@ async fn a_frozen_redis_costs_only_uncached_sessions_and_readiness_stays_up() {
     .await;
     assert_eq!(api(&mut warm, gw).await, 200);
 }
+
+/// Some managed Redis tiers refuse `CLIENT TRACKING`: the gateway then works as it would without
+/// a cache (every call reads Redis), says so once, and never serves a copy it cannot keep honest.
+#[tokio::test]
+async fn where_redis_refuses_tracking_sessions_work_without_the_cache() {
+    let redis = RedisServer::with_args(&[
+        "--user",
+        "default",
+        "on",
+        "nopass",
+        "~*",
+        "&*",
+        "+@all",
+        "-client|tracking",
+    ]);
+    let stack = login::start(&redis.session_toml()).await;
+    let gw = &stack.gw;
+    let mut ua = logged_in(&stack, "vic").await;
+    for _ in 0..3 {
+        assert_eq!(api(&mut ua, gw).await, 200);
+    }
+    let metrics = gw.metrics().await;
+    assert_eq!(
+        counter(&metrics, "portcullis_session_cache_hits_total"),
+        0,
+        "{metrics}"
+    );
+    assert!(counter(&metrics, "portcullis_session_cache_misses_total") >= 3);
+    assert!(gw.log().contains("refused client tracking"), "{}", gw.log());
+    // A revocation is seen at once: nothing was cached.
+    let key = redis
+        .cli(&["--scan", "--pattern", "portcullis:{*}:s"])
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(redis.cli(&["del", &key]).trim(), "1");
+    assert_eq!(api(&mut ua, gw).await, 401);
+}

@@ -62,6 +62,11 @@ impl RedisServer {
         (server, tls_port)
     }
 
+    /// A server started with extra `redis-server` arguments.
+    pub fn with_args(extra: &[&str]) -> RedisServer {
+        Self::spawn(extra, None)
+    }
+
     /// A server that only answers clients that authenticate with `password`.
     pub fn with_password(password: &str) -> RedisServer {
         Self::spawn(&["--requirepass", password], Some(password))
