@@ -23,6 +23,9 @@ pub struct Metrics {
     connect_errors: IntCounterVec,
     upstream_healthy: IntGaugeVec,
     ready: IntGauge,
+    /// `Set-Cookie` lines for the gateway's own cookies that an upstream sent (and that were
+    /// dropped).
+    pub upstream_cookies_dropped: IntCounter,
     pub tokens: TokenMetrics,
     pub sessions: SessionMetrics,
 }
@@ -94,6 +97,11 @@ impl Metrics {
             &["cluster", "destination", "address"],
         )?;
         let ready = IntGauge::new("ready", "1 when the gateway reports ready on /readyz.")?;
+        let upstream_cookies_dropped = IntCounter::new(
+            "upstream_cookies_dropped_total",
+            "Set-Cookie lines for the gateway's own cookies sent by an upstream, and dropped.",
+        )?;
+        registry.register(Box::new(upstream_cookies_dropped.clone()))?;
         let build = IntGaugeVec::new(
             Opts::new(
                 "build_info",
@@ -190,6 +198,7 @@ impl Metrics {
             connect_errors,
             upstream_healthy,
             ready,
+            upstream_cookies_dropped,
             tokens,
             sessions,
         })

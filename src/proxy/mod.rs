@@ -300,7 +300,12 @@ impl ProxyHttp for Gateway {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        response::filter(resp, ctx)
+        response::filter(
+            resp,
+            ctx,
+            &self.bff.cookie_names,
+            &self.metrics.upstream_cookies_dropped,
+        )
     }
 
     async fn fail_to_proxy(

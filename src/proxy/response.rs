@@ -3,6 +3,11 @@
 //! Pingora strips hop-by-hop headers on the way *to* the upstream, but passes the upstream's
 //! own hop-by-hop headers (and headers its `Connection` nominates) through to the client;
 //! RFC 9110 §7.6.1 says a proxy must remove them.
+//!
+//! An upstream never sets the gateway's own cookies (the session and the pending-login
+//! cookie): a compromised or careless SPA or API could otherwise swap the user into another
+//! session (the attacker's) or plant a pending login. Such `Set-Cookie` lines are dropped,
+//! logged and counted.
 
 use pingora::http::ResponseHeader;
 use pingora::Result;
@@ -19,10 +24,48 @@ const HOP_BY_HOP: &[&str] = &[
     "trailer",
 ];
 
-pub fn filter(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Result<()> {
+pub fn filter(
+    resp: &mut ResponseHeader,
+    ctx: &RequestCtx,
+    ours: &[String],
+    refused: &prometheus::IntCounter,
+) -> Result<()> {
     strip_hop_by_hop(resp);
+    let dropped = drop_cookies(resp, ours)?;
+    if dropped > 0 {
+        refused.inc_by(dropped);
+        tracing::warn!(
+            route = ctx.route_name(),
+            cluster = ctx.cluster_name(),
+            request_id = %ctx.request_id,
+            dropped,
+            "an upstream tried to set the gateway's own cookie; dropped"
+        );
+    }
     resp.insert_header("X-Request-Id", ctx.request_id.as_str())?;
     Ok(())
+}
+
+/// Removes every `Set-Cookie` for one of `ours`; how many there were.
+fn drop_cookies(resp: &mut ResponseHeader, ours: &[String]) -> Result<u64> {
+    let all = resp.headers.get_all(http::header::SET_COOKIE);
+    // Cookie prefixes (`__Host-`) are matched without regard to case (RFC 6265bis §4.1.3), so
+    // the names are too.
+    let is_ours = |v: &http::HeaderValue| {
+        let name = v.as_bytes().split(|b| *b == b'=').next().unwrap_or(&[]);
+        let name = name.trim_ascii();
+        ours.iter().any(|o| o.as_bytes().eq_ignore_ascii_case(name))
+    };
+    let dropped = all.iter().filter(|v| is_ours(v)).count();
+    if dropped == 0 {
+        return Ok(0);
+    }
+    let kept: Vec<http::HeaderValue> = all.iter().filter(|v| !is_ours(v)).cloned().collect();
+    resp.remove_header(&http::header::SET_COOKIE);
+    for v in kept {
+        resp.append_header(http::header::SET_COOKIE, v)?;
+    }
+    Ok(u64::try_from(dropped).unwrap_or(u64::MAX))
 }
 
 fn strip_hop_by_hop(resp: &mut ResponseHeader) {
@@ -88,6 +131,34 @@ mod tests {
         assert!(resp.headers.get("keep-alive").is_none());
         assert!(resp.headers.get("connection").is_none());
         assert_eq!(resp.headers.get("x-kept").unwrap(), "1");
+    }
+
+    #[test]
+    fn upstreams_cannot_set_the_gateways_cookies() {
+        let ours = [
+            "__Host-portcullis".to_string(),
+            "__Host-portcullis-login".to_string(),
+        ];
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        resp.append_header("Set-Cookie", "__Host-portcullis=attacker; Path=/; Secure")
+            .unwrap();
+        resp.append_header("Set-Cookie", "theme=dark; Path=/")
+            .unwrap();
+        resp.append_header("Set-Cookie", " __HOST-PORTCULLIS-LOGIN=x; Path=/")
+            .unwrap();
+        resp.append_header("Set-Cookie", "__Host-portcullis-other=1")
+            .unwrap();
+        assert_eq!(drop_cookies(&mut resp, &ours).unwrap(), 2);
+        let left: Vec<_> = resp
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect();
+        assert_eq!(left, ["theme=dark; Path=/", "__Host-portcullis-other=1"]);
+        let mut plain = ResponseHeader::build(200, None).unwrap();
+        plain.append_header("Set-Cookie", "a=1").unwrap();
+        assert_eq!(drop_cookies(&mut plain, &ours).unwrap(), 0);
     }
 
     #[test]

@@ -47,26 +47,47 @@ fn strip_port(host: &str) -> &str {
     host.rsplit_once(':').map_or(host, |(h, _)| h)
 }
 
-/// Whether the path has a `.`/`..` segment (raw or percent-encoded), an encoded `/` or `\`, a
-/// raw backslash, an encoded NUL, or any byte outside visible ASCII (RFC 9112 §3.2 allows none,
-/// and upstreams disagree on what they mean).
+/// Whether the path has a segment that some upstream could read as `.` or `..` or as two
+/// segments, or bytes outside visible ASCII (RFC 9112 §3.2 allows none, and upstreams disagree
+/// on what they mean). Servlet containers (Tomcat, Jetty, Spring) drop `;` path parameters and
+/// decode before resolving dots, so `..;`, `%2e%2e;`, `..%3b` and `%252e%252e` are `..` there.
 pub fn is_ambiguous(path: &str) -> bool {
     if path.bytes().any(|b| !b.is_ascii_graphic()) || path.contains('\\') {
         return true;
     }
-    if path.contains('%') {
-        let lower = path.to_ascii_lowercase();
-        if lower.contains("%2f") || lower.contains("%5c") || lower.contains("%00") {
+    path.split('/').any(|seg| ambiguous_segment(seg.as_bytes()))
+}
+
+/// How many times a segment is decoded before giving up on it (and refusing it).
+const MAX_DECODES: usize = 4;
+
+fn ambiguous_segment(seg: &[u8]) -> bool {
+    // Almost every segment takes this exit: nothing in it can become a dot or a separator.
+    if !seg.iter().any(|b| matches!(b, b'%' | b';' | b'.')) {
+        return false;
+    }
+    let mut current = seg.to_vec();
+    for _ in 0..MAX_DECODES {
+        // Path parameters go first: `..;jsessionid=x` is `..` to the upstream.
+        let base = current.split(|b| *b == b';').next().unwrap_or(&[]);
+        if base == b"." || base == b".." {
             return true;
         }
-    }
-    path.split('/').any(|seg| {
-        if seg.len() > 6 || seg.is_empty() {
+        // Decoded separators split the segment in two for some upstream; a NUL ends it early.
+        if current.iter().any(|b| matches!(b, b'/' | b'\\' | 0)) {
+            return true;
+        }
+        if !current.contains(&b'%') {
             return false;
         }
-        let decoded = seg.to_ascii_lowercase().replace("%2e", ".");
-        decoded == "." || decoded == ".."
-    })
+        let decoded: Vec<u8> = percent_encoding::percent_decode(&current).collect();
+        if decoded == current {
+            return false;
+        }
+        current = decoded;
+    }
+    // Still changing after this many decodes: nobody sends that in good faith.
+    true
 }
 
 #[cfg(test)]
@@ -89,6 +110,18 @@ mod tests {
             "/a\u{1}",
             "/a b",
             "/\u{7f}",
+            // Path parameters and double encoding (servlet containers resolve these as `..`).
+            "/api/..;/x",
+            "/api/.;/x",
+            "/api/%2e%2e;/x",
+            "/a/..%3b/b",
+            "/a/..;jsessionid=1/b",
+            "/api/%252e%252e/x",
+            "/api/%25252e%25252e/x",
+            "/a%252fb",
+            "/a%255cb",
+            "/a%2500",
+            "/a/%2e%2e%3bx/b",
         ] {
             assert!(is_ambiguous(p), "{p}");
         }
@@ -100,6 +133,13 @@ mod tests {
             "/.well-known/x",
             "/a/...",
             "/%41",
+            "/a;v=1/b",
+            "/a/b;c/d",
+            "/a/..x;y/b",
+            "/%2541",
+            "/.hidden",
+            "/files/my%20report.pdf",
+            "/caf%C3%A9.txt",
         ] {
             assert!(!is_ambiguous(p), "{p}");
         }

@@ -144,3 +144,32 @@ async fn request_ids_are_propagated_or_generated() {
     let echo: Value = r.json().await.unwrap();
     assert_eq!(header(&echo, "x-request-id"), Some(id.as_str()));
 }
+
+#[tokio::test]
+async fn upstreams_cannot_set_the_gateways_cookies() {
+    let spa = Upstream::start("spa").await;
+    let gw = GatewayConfig::new()
+        .cluster("spa", &[spa.url()], "")
+        .route("/", "spa", "")
+        .start()
+        .await;
+    let r = client().get(gw.url("/set-cookies")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let cookies: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        cookies,
+        ["app-theme=dark; Path=/"],
+        "only the app's own cookie passes"
+    );
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains("portcullis_upstream_cookies_dropped_total 2"),
+        "{metrics}"
+    );
+    assert!(gw.log().contains("tried to set the gateway's own cookie"));
+}

@@ -100,6 +100,12 @@ async fn dot_segments_cannot_cross_routes() {
         "/public/../api/secret",
         "/public/%2e%2e/api/secret",
         "/public/..%2fapi/secret",
+        // What servlet containers resolve as `..` after dropping `;` parameters or decoding.
+        "/public/..;/api/secret",
+        "/public/%2e%2e;/api/secret",
+        "/public/..%3b/api/secret",
+        "/public/%252e%252e/api/secret",
+        "/public/..%252fapi/secret",
     ] {
         // Sent raw: a client library would normalise the dots away before they reach us.
         let resp = raw_get(gw.port, path).await;

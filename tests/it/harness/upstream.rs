@@ -218,6 +218,24 @@ async fn handle(st: Arc<State>, mut req: Request<Incoming>) -> Result<Response<B
                     .boxed(),
             )
             .unwrap(),
+        // A compromised or careless upstream setting the gateway's own cookies (and one of its
+        // own, which must pass).
+        "/set-cookies" => Response::builder()
+            .header(
+                "set-cookie",
+                "__Host-portcullis=planted-by-upstream; Path=/; Secure",
+            )
+            .header(
+                "set-cookie",
+                "__Host-portcullis-login=planted; Path=/; Secure",
+            )
+            .header("set-cookie", "app-theme=dark; Path=/")
+            .body(
+                Full::new(Bytes::from_static(b"cookies"))
+                    .map_err(|e: Infallible| match e {})
+                    .boxed(),
+            )
+            .unwrap(),
         "/ws" => websocket(&mut req),
         _ => echo(&st, &req),
     };
