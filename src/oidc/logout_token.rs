@@ -124,10 +124,10 @@ pub fn validate(
     if iat + MAX_AGE_SECS < now || iat > now + SKEW_SECS {
         return Err(invalid("iat is not recent"));
     }
-    if let Some(exp) = claims["exp"].as_u64() {
-        if exp + SKEW_SECS < now {
-            return Err(invalid("expired"));
-        }
+    // Required by Back-Channel Logout 1.0 (final, §2.4): a token without one never expires.
+    let exp = claims["exp"].as_u64().ok_or_else(|| invalid("no exp"))?;
+    if exp + SKEW_SECS < now {
+        return Err(invalid("expired"));
     }
     if !claims["events"][EVENT].is_object() {
         return Err(invalid("no back-channel logout event"));

@@ -70,7 +70,8 @@ async fn forged_replayed_or_stale_logout_tokens_change_nothing() {
     let header = json!({ "alg": "RS256", "kid": "op-key", "typ": "logout+jwt" });
     let valid = |jti: &str| {
         json!({
-            "iss": stack.idp.issuer, "aud": CLIENT_ID, "iat": unix_now(), "jti": jti,
+            "iss": stack.idp.issuer, "aud": CLIENT_ID, "iat": unix_now(),
+            "exp": unix_now() + 120, "jti": jti,
             "sub": "kim", "sid": sid, "events": { EVENT: {} },
         })
     };
@@ -129,6 +130,16 @@ async fn forged_replayed_or_stale_logout_tokens_change_nothing() {
             ),
         ),
         ("no jti", sign(&header, &without("j8", "jti"), &op_key)),
+        // Back-Channel Logout 1.0 (final) requires `exp`.
+        ("no exp", sign(&header, &without("j10", "exp"), &op_key)),
+        (
+            "expired",
+            sign(
+                &header,
+                &with("j11", "exp", json!(unix_now() - 600)),
+                &op_key,
+            ),
+        ),
         ("neither sub nor sid", {
             let mut c = without("j9", "sub");
             c.as_object_mut().unwrap().remove("sid");
