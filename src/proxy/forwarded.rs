@@ -87,19 +87,61 @@ impl Forwarding<'_> {
                 req.remove_header(&names::X_FORWARDED_HOST);
             }
         }
-        if !trusted {
-            for name in [&names::FORWARDED, &names::X_REAL_IP] {
-                if req.headers.contains_key(name) {
-                    req.remove_header(name);
-                }
-            }
-        }
+        strip_client_claims(req, trusted);
         req.insert_header("X-Request-Id", ctx.request_id.as_str())?;
         Ok(())
     }
 
     fn is_trusted(&self, ip: IpAddr) -> bool {
         self.trusted_proxies.iter().any(|c| c.contains(ip))
+    }
+}
+
+/// Headers through which upstream frameworks learn another client address, host, port, path
+/// or method than the request's own: only a trusted proxy may send them.
+const PROXY_ONLY: &[&str] = &[
+    "forwarded",
+    "x-real-ip",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-server",
+    "x-forwarded-uri",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// The forwarding headers the gateway writes itself.
+const OURS: &[&str] = &["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
+
+/// Removes what a client may not tell the upstream. CGI-style upstreams (PHP, WSGI, Rack) fold
+/// `X_Forwarded_For` into the same variable as `X-Forwarded-For`, so an underscore spelling of
+/// a forwarding header never passes, not even from a trusted proxy (none sends one).
+fn strip_client_claims(req: &mut RequestHeader, trusted: bool) {
+    let mut doomed: Vec<http::HeaderName> = Vec::new();
+    for name in req.headers.keys() {
+        let n = name.as_str();
+        let underscored = n.contains('_');
+        // Most headers are neither: one byte compare and one scan each.
+        if !underscored && (trusted || !(n.starts_with("x-") || n == "forwarded")) {
+            continue;
+        }
+        let dashed = if underscored {
+            std::borrow::Cow::Owned(n.replace('_', "-"))
+        } else {
+            std::borrow::Cow::Borrowed(n)
+        };
+        let proxy_only = PROXY_ONLY.contains(&dashed.as_ref());
+        if (underscored && (proxy_only || OURS.contains(&dashed.as_ref())))
+            || (!trusted && proxy_only)
+        {
+            doomed.push(name.clone());
+        }
+    }
+    for name in &doomed {
+        req.remove_header(name);
     }
 }
 
@@ -128,6 +170,53 @@ fn is_plain_id(v: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        for (k, v) in headers {
+            req.append_header(k.to_string(), *v).unwrap();
+        }
+        req
+    }
+
+    const CLAIMS: &[(&str, &str)] = &[
+        ("X-Original-URL", "/admin"),
+        ("X-Rewrite-URL", "/admin"),
+        ("X-HTTP-Method-Override", "DELETE"),
+        ("X-Forwarded-Prefix", "/evil"),
+        ("X-Forwarded-Port", "443"),
+        ("Forwarded", "for=1.2.3.4"),
+        ("X_Forwarded_For", "1.2.3.4"),
+        ("x_real_ip", "1.2.3.4"),
+        ("X-Csrf", "1"),
+        ("Accept", "*/*"),
+    ];
+
+    #[test]
+    fn clients_cannot_claim_another_address_path_or_method() {
+        let mut req = request(CLAIMS);
+        strip_client_claims(&mut req, false);
+        let mut left: Vec<&str> = req.headers.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["accept", "x-csrf"]);
+    }
+
+    #[test]
+    fn a_trusted_proxy_may_forward_but_never_in_underscores() {
+        let mut req = request(CLAIMS);
+        strip_client_claims(&mut req, true);
+        for gone in ["x_forwarded_for", "x_real_ip"] {
+            assert!(!req.headers.contains_key(gone), "{gone}");
+        }
+        for kept in [
+            "x-original-url",
+            "forwarded",
+            "x-forwarded-prefix",
+            "x-csrf",
+        ] {
+            assert!(req.headers.contains_key(kept), "{kept}");
+        }
+    }
 
     #[test]
     fn keeps_only_plain_request_ids() {

@@ -41,6 +41,26 @@ async fn forwarded_headers_from_an_untrusted_client_are_replaced() {
         Some(format!("127.0.0.1:{}", gw.port).as_str())
     );
     assert_eq!(header(&echo, "forwarded"), None);
+
+    // What frameworks read as another client, host, path or method never reaches the upstream,
+    // nor an underscore spelling that CGI-style upstreams fold into the real header.
+    let claims = [
+        ("x-original-url", "/admin"),
+        ("x-rewrite-url", "/admin"),
+        ("x-http-method-override", "DELETE"),
+        ("x-forwarded-prefix", "/evil"),
+        ("x-forwarded-uri", "/evil"),
+        ("x-forwarded-server", "evil"),
+        ("x-forwarded-port", "1"),
+        ("x-real-ip", "203.0.113.9"),
+        ("x_forwarded_for", "203.0.113.9"),
+        ("x_forwarded_host", "evil.example"),
+    ];
+    let echo = via(&gw, "/x", &claims).await;
+    for (name, _) in claims {
+        assert_eq!(header(&echo, name), None, "{name} reached the upstream");
+    }
+    assert_eq!(header(&echo, "x-forwarded-for"), Some("127.0.0.1"));
 }
 
 #[tokio::test]
