@@ -99,6 +99,7 @@ pub async fn finish(
         refresh_token: tokens.refresh_token,
         id_token: tokens.id_token,
         access_expires_at: tokens.access_expires_at,
+        access_lifetime: tokens.access_lifetime,
         claims: tokens.claims,
         resource_tokens: Default::default(),
     };

@@ -88,6 +88,8 @@ pub struct LoginTokens {
     pub id_token: String,
     /// Unix seconds; `None` when the IdP did not say (`expires_in` is optional).
     pub access_expires_at: Option<u64>,
+    /// `expires_in` as granted, in seconds.
+    pub access_lifetime: Option<u64>,
     pub claims: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -120,6 +122,8 @@ pub struct GrantedToken {
     pub access_token: String,
     /// Unix seconds; `None` when the IdP did not say.
     pub expires_at: Option<u64>,
+    /// `expires_in` as granted, in seconds.
+    pub lifetime: Option<u64>,
     /// The rotated refresh token, when the IdP rotates.
     pub refresh_token: Option<String>,
 }
@@ -434,6 +438,7 @@ impl Provider {
             refresh_token: response.refresh_token().map(|t| t.secret().clone()),
             id_token: raw,
             access_expires_at: response.expires_in().map(|d| now() + d.as_secs()),
+            access_lifetime: response.expires_in().map(|d| d.as_secs()),
             claims,
         })
     }
@@ -443,6 +448,7 @@ fn granted(response: &CoreTokenResponse) -> GrantedToken {
     GrantedToken {
         access_token: response.access_token().secret().clone(),
         expires_at: response.expires_in().map(|d| now() + d.as_secs()),
+        lifetime: response.expires_in().map(|d| d.as_secs()),
         refresh_token: response.refresh_token().map(|t| t.secret().clone()),
     }
 }

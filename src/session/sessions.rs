@@ -33,6 +33,9 @@ pub struct SessionData {
     /// Unix seconds; `None` when the IdP did not say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_expires_at: Option<u64>,
+    /// Seconds the access token was granted for (`expires_in`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_lifetime: Option<u64>,
     /// The ID token's claims, for `/bff/user`.
     pub claims: serde_json::Map<String, serde_json::Value>,
     /// Tokens for other APIs (RFC 8707 resources) or scopes, by `"<resource> <scopes>"`.
@@ -45,6 +48,8 @@ pub struct ResourceToken {
     pub access_token: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifetime: Option<u64>,
 }
 
 /// The session of the current request: its id (the browser's credential) and the opened

@@ -90,7 +90,11 @@ impl ClientTokens {
             key,
             Cached {
                 header: header.clone(),
-                refresh_after: Instant::now() + lifetime.saturating_sub(self.skew),
+                refresh_after: Instant::now()
+                    + lifetime.saturating_sub(Duration::from_secs(super::effective_skew(
+                        self.skew.as_secs(),
+                        Some(lifetime.as_secs()),
+                    ))),
             },
         );
         Ok(header)

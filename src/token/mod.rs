@@ -136,23 +136,44 @@ pub(crate) fn fresh_token<'c>(
     key: Option<&str>,
     skew: u64,
 ) -> Option<&'c str> {
-    let (token, expires_at) = match key {
+    let (token, expires_at, lifetime) = match key {
         None => (
             current.data.access_token.as_str(),
             current.data.access_expires_at,
+            current.data.access_lifetime,
         ),
         Some(r) => {
             let t = current.data.resource_tokens.get(r)?;
-            (t.access_token.as_str(), t.expires_at)
+            (t.access_token.as_str(), t.expires_at, t.lifetime)
         }
     };
     match expires_at {
-        Some(at) if at <= unix_now() + skew => None,
+        Some(at) if at <= unix_now() + effective_skew(skew, lifetime) => None,
         _ => Some(token),
     }
+}
+
+/// How long before expiry a token is replaced: `refresh_skew`, but never more than half the
+/// token's lifetime. Tokens shorter-lived than the skew would otherwise be "about to expire" from
+/// the moment they are granted, and every call would refresh.
+pub(crate) fn effective_skew(skew: u64, lifetime: Option<u64>) -> u64 {
+    lifetime.map_or(skew, |l| skew.min(l / 2))
 }
 
 /// Never printed by `Debug` (error lines, traces).
 fn bearer(token: &str) -> Result<HeaderValue, GatewayError> {
     crate::session::cache::bearer(token).ok_or(GatewayError::IdentityProviderFailed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::effective_skew;
+
+    #[test]
+    fn the_skew_never_exceeds_half_a_tokens_lifetime() {
+        assert_eq!(effective_skew(60, Some(3600)), 60);
+        assert_eq!(effective_skew(60, Some(8)), 4);
+        assert_eq!(effective_skew(60, Some(1)), 0);
+        assert_eq!(effective_skew(60, None), 60);
+    }
 }

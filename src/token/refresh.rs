@@ -225,6 +225,7 @@ impl Refresher {
             None => {
                 data.access_token = granted.access_token.clone();
                 data.access_expires_at = granted.expires_at;
+                data.access_lifetime = granted.lifetime;
             }
             Some(r) => {
                 data.resource_tokens.insert(
@@ -232,6 +233,7 @@ impl Refresher {
                     ResourceToken {
                         access_token: granted.access_token.clone(),
                         expires_at: granted.expires_at,
+                        lifetime: granted.lifetime,
                     },
                 );
             }

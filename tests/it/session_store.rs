@@ -434,6 +434,7 @@ mod tracking {
             refresh_token: None,
             id_token: "it".into(),
             access_expires_at: None,
+            access_lifetime: None,
             claims: Default::default(),
             resource_tokens: Default::default(),
         }

@@ -158,6 +158,30 @@ async fn first_token(ua: &mut UserAgent, gw: &Gateway, user: &str) -> String {
 
 const SHORT_TOKENS: &str = "[tokens]\nrefresh_skew = \"1s\"\nrefresh_lock_lease = \"2s\"\n";
 
+/// Tokens that live less than `refresh_skew` (60 s by default) are not "about to expire" from
+/// the start: calls reuse them for about half their life instead of refreshing every time.
+#[tokio::test]
+async fn tokens_shorter_lived_than_the_skew_are_not_refreshed_per_call() {
+    let stack = login::start_with_op("", &[], &[("OP_ACCESS_TOKEN_TTL", "8")]).await;
+    let gw = &stack.gw;
+    let mut ua = UserAgent::new();
+    let first = first_token(&mut ua, gw, "kai").await;
+    let mut seen = std::collections::BTreeSet::from([first]);
+    for i in 0..20 {
+        let page = call(&mut ua, gw, &format!("/api/{i}"), &[]).await;
+        assert_eq!(page.status, 200);
+        seen.insert(page.token().to_string());
+    }
+    let refreshes = stack.idp.grants().await["issued"]["refresh_token"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        refreshes <= 1 && seen.len() <= 2,
+        "{refreshes} refreshes and {} tokens for 21 quick calls with 8 s tokens",
+        seen.len()
+    );
+}
+
 #[tokio::test]
 async fn tokens_near_expiry_are_refreshed_and_an_idp_outage_is_not_a_logout() {
     let mut stack: Stack =
