@@ -555,6 +555,16 @@ fn session(s: &Section<'_, '_>) -> Option<SessionConfig> {
             );
             name
         }
+        // Without the prefix, a sibling subdomain (or plain-http page) can plant a cookie of
+        // the same name that the browser sends first (RFC 6265bis §4.1.3.2).
+        Some(name) if !dev_insecure_cookie && !name.starts_with("__Host-") => {
+            s.issue(
+                "cookie_name",
+                format!("{name:?} lacks the __Host- prefix, so another subdomain could plant a cookie of that name"),
+                "use a name that starts with __Host-, e.g. \"__Host-portcullis\"",
+            );
+            name
+        }
         Some(name) => name,
         None if dev_insecure_cookie => "portcullis".into(),
         None => "__Host-portcullis".into(),

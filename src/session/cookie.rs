@@ -9,8 +9,10 @@ use http::{HeaderMap, HeaderValue};
 use super::SessionId;
 
 /// The first syntactically valid session id among all `Cookie` headers (HTTP/2 may split
-/// them). Browsers list more specific cookies first; a planted duplicate under another path
-/// can only make the user look logged out, never log them in as someone else.
+/// them). Browsers list more specific cookies first. With the `__Host-` prefix (required by
+/// the config unless `dev_insecure_cookie`) nobody else can set a cookie of this name; without
+/// it a sibling subdomain could plant its own session id first and sign the user in as the
+/// planter (login CSRF), which is why the prefix is not optional.
 pub fn session_id(headers: &HeaderMap, name: &str) -> Option<SessionId> {
     values(headers, name).find_map(SessionId::parse)
 }

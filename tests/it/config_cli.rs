@@ -303,6 +303,19 @@ fn login_settings_that_would_break_or_weaken_the_flow_are_refused() {
     );
     assert!(e.contains("session.cookie_name"), "{e}");
     assert!(!e.contains("server.public_origin"), "{e}");
+    // In production, the session cookie keeps its __Host- prefix.
+    let e = problems(
+        oidc(
+            "public_origin = \"https://app.example.com\"",
+            "cookie_name = \"portcullis\"",
+            "client_secret = \"s\"",
+        ),
+        &[],
+    );
+    assert!(
+        e.contains("session.cookie_name: \"portcullis\" lacks the __Host- prefix"),
+        "{e}"
+    );
     // Parameters the flow owns, and client authentication without its credential.
     let e = problems(
         oidc(
