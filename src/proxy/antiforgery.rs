@@ -20,7 +20,7 @@
 //! an allowed `Origin` instead of the header (cross-site WebSocket hijacking is an `Origin`
 //! problem); without `Origin` it needs the header like any call.
 
-use http::HeaderMap;
+use http::{HeaderMap, Method};
 
 use crate::config::{AntiForgeryConfig, Origin};
 use crate::error::GatewayError;
@@ -35,6 +35,7 @@ pub fn own_origin(scheme: &str, host: Option<&str>) -> Option<String> {
 }
 
 pub fn check(
+    method: &Method,
     headers: &HeaderMap,
     policy: &AntiForgeryConfig,
     public_origin: Option<&Origin>,
@@ -63,17 +64,34 @@ pub fn check(
     };
     match headers.get(policy.header.as_str()) {
         Some(v) if v.as_bytes() == policy.value.as_bytes() => Ok(()),
-        _ if origin_allowed && is_websocket_handshake(headers) => Ok(()),
+        _ if origin_allowed && is_websocket_handshake(method, headers) => Ok(()),
         _ => Err(GatewayError::AntiForgeryMissing {
             header: policy.header.clone(),
         }),
     }
 }
 
-fn is_websocket_handshake(headers: &HeaderMap) -> bool {
-    headers
-        .get(http::header::UPGRADE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
+/// A browser's WebSocket opening handshake, exactly (RFC 6455 §4.1): `GET` with
+/// `Connection: upgrade`, `Upgrade: websocket`, a `Sec-WebSocket-Key` and version 13. Anything
+/// else that merely carries `Upgrade` is an ordinary request and needs the header.
+fn is_websocket_handshake(method: &Method, headers: &HeaderMap) -> bool {
+    let is = |name: http::header::HeaderName, value: &[u8]| {
+        headers
+            .get(name)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(value))
+    };
+    *method == Method::GET
+        && is(http::header::UPGRADE, b"websocket")
+        && is(http::header::SEC_WEBSOCKET_VERSION, b"13")
+        && headers
+            .get(http::header::SEC_WEBSOCKET_KEY)
+            .is_some_and(|k| !k.is_empty())
+        && headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
 #[cfg(test)]
@@ -89,12 +107,20 @@ mod tests {
     }
 
     fn run(pairs: &[(&'static str, &str)], public: Option<&str>) -> Result<(), GatewayError> {
+        run_as(&Method::GET, pairs, public)
+    }
+
+    fn run_as(
+        method: &Method,
+        pairs: &[(&'static str, &str)],
+        public: Option<&str>,
+    ) -> Result<(), GatewayError> {
         let mut headers = HeaderMap::new();
         for (k, v) in pairs {
             headers.insert(*k, v.parse().unwrap());
         }
         let public = public.map(|p| Origin::parse(p).unwrap());
-        check(&headers, &policy(), public.as_ref(), || {
+        check(method, &headers, &policy(), public.as_ref(), || {
             Some("http://localhost:8080".into())
         })
     }
@@ -182,7 +208,12 @@ mod tests {
 
     #[test]
     fn websocket_handshakes_pass_on_an_allowed_origin_instead_of_the_header() {
-        let ws = [("upgrade", "websocket"), ("connection", "upgrade")];
+        let ws = [
+            ("upgrade", "websocket"),
+            ("connection", "keep-alive, Upgrade"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("sec-websocket-version", "13"),
+        ];
         let with = |origin: &'static str| {
             let mut h = ws.to_vec();
             h.push(("origin", origin));
@@ -197,5 +228,21 @@ mod tests {
         assert!(run(&ws, None).is_err());
         // And a plain call with an allowed Origin still needs the header.
         assert!(run(&[("origin", "http://localhost:8080")], None).is_err());
+        // Only a complete handshake is exempt: not a POST, nor one missing a part.
+        let origin = ("origin", "http://localhost:8080");
+        assert!(run_as(&Method::POST, &with("http://localhost:8080"), None).is_err());
+        for missing in 0..ws.len() {
+            let mut partial: Vec<_> = ws
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != missing)
+                .map(|(_, h)| *h)
+                .collect();
+            partial.push(origin);
+            assert!(run(&partial, None).is_err(), "without {:?}", ws[missing]);
+        }
+        let mut h2c = with("http://localhost:8080");
+        h2c[0] = ("upgrade", "h2c");
+        assert!(run(&h2c, None).is_err());
     }
 }

@@ -134,6 +134,7 @@ impl Gateway {
 
     fn check_anti_forgery(&self, session: &HttpSession) -> Result<(), GatewayError> {
         antiforgery::check(
+            &session.req_header().method,
             &session.req_header().headers,
             &self.anti_forgery,
             self.public_origin.as_ref(),
