@@ -15,6 +15,7 @@ use std::sync::Arc;
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::json;
 
+use crate::session::id::same_secret;
 use crate::session::sessions::unix_now;
 use crate::session::{Sessions, StoreKey};
 
@@ -45,14 +46,6 @@ fn problem(status: StatusCode, detail: &str) -> ApiReply {
     )
 }
 
-/// Compares without an early exit, so response times do not reveal how much of a guess was right.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 impl SessionsApi {
     pub fn handles(path: &str) -> bool {
         path.starts_with(PREFIX)
@@ -64,7 +57,7 @@ impl SessionsApi {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
-        if !same(presented.as_bytes(), self.token.as_bytes()) {
+        if !same_secret(presented.as_bytes(), self.token.as_bytes()) {
             tracing::warn!(target: "audit", event = "admin_refused", path, "admin API call without a valid token");
             return problem(
                 StatusCode::UNAUTHORIZED,

@@ -9,19 +9,18 @@ use super::{param, return_url, return_url_param, Bff, Reply};
 use crate::config::IdpLogout;
 use crate::error::GatewayError;
 use crate::oidc::IdentityProvider;
+use crate::session::id::same_secret;
 use crate::session::{Current, SessionId};
 
 /// Keeps logout states apart from anything else under the store's state keys.
 const STATE_PREFIX: &str = "lo.";
 
-/// The value `/bff/logout` requires: the IdP's `sid`, or, when the IdP has none, one derived
-/// from the session id. Only the session's own page (via `/bff/user`) knows it, so a link on
-/// another site cannot log the user out.
+/// The value `/bff/logout` requires, derived from the session id: only the session's own page
+/// (via `/bff/user`) knows it, so a link on another site cannot log the user out. Not the IdP's
+/// `sid`: every application in the same IdP session knows that one (Keycloak, Entra ID), and
+/// any of them could then log the user out here with a top-level navigation.
 pub fn logout_key(current: &Current) -> String {
-    match &current.record.sid {
-        Some(sid) => sid.clone(),
-        None => current.id.fingerprint("logout"),
-    }
+    current.id.fingerprint("logout")
 }
 
 pub async fn start(
@@ -52,7 +51,8 @@ pub async fn start(
                 .unwrap_or_default(),
         };
     };
-    if param(query, "sid") != Some(logout_key(&current).as_str()) {
+    let presented = param(query, "sid").unwrap_or("");
+    if !same_secret(presented.as_bytes(), logout_key(&current).as_bytes()) {
         return GatewayError::InvalidParameter {
             detail: "This logout link is not for your session (sid is missing or wrong). Use the logout button of the application.".into(),
         }

@@ -85,6 +85,15 @@ impl fmt::Debug for StoreKey {
     }
 }
 
+/// Compares two secrets without an early exit, so response times do not reveal how much of a
+/// guess was right.
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// Never prints the id itself: it is a bearer credential.
 impl fmt::Debug for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -80,10 +80,12 @@ async fn a_user_logs_in_and_the_spa_sees_their_claims_but_never_a_token() {
     assert_eq!(claim(&claims, "email"), Some(&"alice@example.test".into()));
     assert_eq!(claim(&claims, "name"), Some(&"Test alice".into()));
     let sid = claim(&claims, "sid").and_then(Value::as_str).expect("sid");
-    assert_eq!(
-        claim(&claims, "bff:logout_url"),
-        Some(&format!("/bff/logout?sid={sid}").into())
-    );
+    let logout_url = claim(&claims, "bff:logout_url")
+        .and_then(Value::as_str)
+        .expect("bff:logout_url");
+    assert!(logout_url.starts_with("/bff/logout?sid="), "{logout_url}");
+    // Per session, not the IdP's `sid`, which other apps in the IdP session know.
+    assert!(!logout_url.contains(sid), "{logout_url}");
     let expires_in = claim(&claims, "bff:session_expires_in")
         .and_then(Value::as_u64)
         .unwrap();
@@ -460,8 +462,18 @@ async fn logout_needs_the_sessions_sid_and_ends_the_session_here_and_at_the_idp(
     let logout_url = login::logout_url(&mut ua, &gw.url("")).await;
     let old_cookie = ua.cookie(COOKIE).unwrap().to_string();
 
-    // A cross-site link without (or with another) sid cannot log the user out.
-    for forged in ["/bff/logout", "/bff/logout?sid=someone-else"] {
+    // A cross-site link without (or with another) sid cannot log the user out; nor can another
+    // application of the same IdP session, which knows the IdP's `sid`.
+    let me: Value = serde_json::from_str(&login::user(&mut ua, gw).await.body).unwrap();
+    let idp_sid = format!(
+        "/bff/logout?sid={}",
+        claim(&me, "sid").and_then(Value::as_str).unwrap()
+    );
+    for forged in [
+        "/bff/logout",
+        "/bff/logout?sid=someone-else",
+        idp_sid.as_str(),
+    ] {
         let page = ua.get(&gw.url(forged), &[("accept", "text/html")]).await;
         assert_eq!(page.status, 400, "{forged}: {}", page.body);
         assert!(page.body.contains("sid"), "{}", page.body);
