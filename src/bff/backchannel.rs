@@ -13,6 +13,25 @@ use crate::session::sessions::unix_now;
 /// A logout token is a few hundred bytes; anything much larger is not one.
 pub const MAX_BODY: usize = 16 * 1024;
 
+/// Ends every session the token names (by `sid`, else every session of `sub`); how many.
+async fn end_sessions(
+    bff: &Bff,
+    claims: &logout_token::LogoutClaims,
+) -> Result<u64, crate::session::StoreError> {
+    let sessions = match (&claims.sid, &claims.sub) {
+        (Some(sid), _) => bff.sessions.of_sid(sid).await?,
+        (None, Some(sub)) => bff.sessions.of_sub(sub).await?,
+        (None, None) => Vec::new(),
+    };
+    let mut ended = 0;
+    for key in &sessions {
+        if bff.sessions.delete_key(key).await? {
+            ended += 1;
+        }
+    }
+    Ok(ended)
+}
+
 fn refuse(detail: impl Into<String>) -> Reply {
     GatewayError::InvalidParameter {
         detail: detail.into(),
@@ -61,12 +80,10 @@ pub async fn logout(bff: &Bff, idp: &IdentityProvider, headers: &HeaderMap, body
         }
     };
     // A logout token is accepted once: a replay (captured on the way) changes nothing and says so.
+    let once = format!("jti:{}", claims.jti);
     match bff
         .sessions
-        .first_use(
-            &format!("jti:{}", claims.jti),
-            std::time::Duration::from_secs(MAX_AGE_SECS * 2),
-        )
+        .first_use(&once, std::time::Duration::from_secs(MAX_AGE_SECS * 2))
         .await
     {
         Ok(true) => {}
@@ -76,29 +93,18 @@ pub async fn logout(bff: &Bff, idp: &IdentityProvider, headers: &HeaderMap, body
             return GatewayError::SessionStoreUnavailable.into();
         }
     }
-    let sessions = match (&claims.sid, &claims.sub) {
-        (Some(sid), _) => bff.sessions.of_sid(sid).await,
-        (None, Some(sub)) => bff.sessions.of_sub(sub).await,
-        (None, None) => Ok(Vec::new()),
-    };
-    let sessions = match sessions {
-        Ok(s) => s,
+    let ended = match end_sessions(bff, &claims).await {
+        Ok(ended) => ended,
         Err(e) => {
-            tracing::warn!(error = %e, "cannot find the sessions to log out");
+            // The IdP retries a failed delivery: that retry must not be taken for a replay
+            // while the sessions live on. (Ending sessions again is harmless.)
+            tracing::warn!(error = %e, "cannot end the sessions of a back-channel logout");
+            if let Err(e) = bff.sessions.forget_use(&once).await {
+                tracing::warn!(error = %e, "cannot release the logout token id for a retry");
+            }
             return GatewayError::SessionStoreUnavailable.into();
         }
     };
-    let mut ended = 0;
-    for key in &sessions {
-        match bff.sessions.delete_key(key).await {
-            Ok(true) => ended += 1,
-            Ok(false) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot delete a session for back-channel logout");
-                return GatewayError::SessionStoreUnavailable.into();
-            }
-        }
-    }
     bff.revocations("backchannel", ended);
     tracing::info!(
         event = "session_revoked",

@@ -202,6 +202,11 @@ impl Store for MemoryStore {
         }
     }
 
+    async fn forget(&self, key: &str) -> Result<(), StoreError> {
+        self.lock()?.seen.remove(key);
+        Ok(())
+    }
+
     async fn try_lock(
         &self,
         id: &StoreKey,

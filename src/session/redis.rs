@@ -300,6 +300,10 @@ impl RedisStore {
         format!("{}:sid:{{{sid}}}", self.prefix)
     }
 
+    fn once_key(&self, key: &str) -> String {
+        format!("{}:once:{{{key}}}", self.prefix)
+    }
+
     fn login_key(&self, state: &str) -> String {
         format!("{}:login:{{{state}}}", self.prefix)
     }
@@ -538,8 +542,14 @@ impl Store for RedisStore {
     }
 
     async fn first_use(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
-        self.set_if_absent(format!("{}:once:{{{key}}}", self.prefix), "1", ttl)
+        self.set_if_absent(self.once_key(key), "1", ttl).await
+    }
+
+    async fn forget(&self, key: &str) -> Result<(), StoreError> {
+        self.pool
+            .del::<(), _>(self.once_key(key))
             .await
+            .map_err(unavailable)
     }
 
     async fn sessions_of_sub(&self, sub: &str) -> Result<Vec<StoreKey>, StoreError> {

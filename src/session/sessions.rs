@@ -407,6 +407,11 @@ impl Sessions {
         self.store()?.first_use(key, ttl).await
     }
 
+    /// Undoes [`first_use`](Self::first_use) for `key`.
+    pub async fn forget_use(&self, key: &str) -> Result<(), StoreError> {
+        self.store()?.forget(key).await
+    }
+
     /// Logout states are sealed too, bound to `state`.
     pub async fn put_logout_state(
         &self,

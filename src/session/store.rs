@@ -143,6 +143,10 @@ pub trait Store: Send + Sync {
     /// protection for logout tokens' `jti`).
     async fn first_use(&self, key: &str, ttl: Duration) -> Result<bool, StoreError>;
 
+    /// Forgets `key`, so its next [`first_use`](Self::first_use) is first again (a logout token
+    /// whose work failed must work when the IdP retries it).
+    async fn forget(&self, key: &str) -> Result<(), StoreError>;
+
     /// Keeps a logout in progress (where to return after the IdP) under its `state`.
     async fn put_login_state(
         &self,

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::harness::idp::CLIENT_ID;
 use crate::harness::jwt::{rsa_key, unix_now};
 use crate::harness::login;
-use crate::harness::redis::RedisCluster;
+use crate::harness::redis::{RedisCluster, RedisServer};
 use crate::harness::{client, eventually, Gateway, UserAgent};
 
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
@@ -236,4 +236,48 @@ async fn a_logout_at_the_idp_ends_the_session_on_every_replica() {
         api.status, 401,
         "revoked sessions get no token on any replica"
     );
+}
+
+/// The IdP retries a delivery that failed: when the store could not end the sessions, the retry
+/// must end them, not be refused as a replay of the first attempt.
+#[tokio::test]
+async fn a_logout_that_failed_in_the_store_works_when_the_idp_retries() {
+    let redis = RedisServer::start();
+    let dir = crate::harness::gateway::scratch_dir();
+    let op_key_path = dir.join("op-key.pem");
+    let op_key = rsa_key(&op_key_path);
+    let stack = login::start_with_op(
+        &redis.session_toml(),
+        &[],
+        &[("OP_SIGNING_KEY_FILE", op_key_path.to_str().unwrap())],
+    )
+    .await;
+    let gw = &stack.gw;
+    let mut ua = UserAgent::new();
+    assert_eq!(login::login(&mut ua, gw, "/", "ines").await.status, 302);
+    let me: Value = serde_json::from_str(&login::user(&mut ua, gw).await.body).unwrap();
+    let sid = login::claim(&me, "sid").and_then(Value::as_str).unwrap();
+    let token = sign(
+        &json!({ "alg": "RS256", "kid": "op-key", "typ": "logout+jwt" }),
+        &json!({
+            "iss": stack.idp.issuer, "aud": CLIENT_ID, "iat": unix_now(), "exp": unix_now() + 120,
+            "jti": "retried-1", "sub": "ines", "sid": sid, "events": { EVENT: {} },
+        }),
+        &op_key,
+    );
+
+    // Redis refuses the delete (here: an ACL; in life: a failover, a timeout).
+    redis.cli(&["acl", "setuser", "default", "-getdel"]);
+    let (status, body, _) = post_logout_token(gw, &token).await;
+    assert_eq!(status, 503, "{body}");
+    redis.cli(&["acl", "setuser", "default", "+getdel"]);
+
+    // The IdP's retry of the same token ends the session; a third delivery is a replay.
+    let (status, body, _) = post_logout_token(gw, &token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(login::user(&mut ua, gw).await.status, 401);
+    let (status, body, _) = post_logout_token(gw, &token).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("replayed"), "{body}");
+    let _ = std::fs::remove_dir_all(dir);
 }

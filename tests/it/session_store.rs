@@ -201,6 +201,10 @@ async fn conformance(store: &dyn Store) {
         .await
         .unwrap());
     assert!(store.first_use("jti-2", LONG).await.unwrap());
+    // Forgotten (the work it guarded failed): the next use is first again.
+    store.forget("jti-2").await.unwrap();
+    assert!(store.first_use("jti-2", LONG).await.unwrap());
+    assert!(!store.first_use("jti-2", LONG).await.unwrap());
     eventually(
         "the remembered key to expire",
         Duration::from_secs(10),
