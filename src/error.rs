@@ -62,6 +62,8 @@ pub enum GatewayError {
     SessionStoreUnavailable,
     /// The IdP refused a token for this route's API (its resource or scopes) to this session.
     TokenNotGranted,
+    /// This client sent more of these requests than `rate_limits` allows; try after the window.
+    RateLimited { retry_after: u32 },
     /// A bug or resource problem inside the gateway.
     Internal,
 }
@@ -85,6 +87,7 @@ impl GatewayError {
             GatewayError::NoHealthyUpstream { .. } => 503,
             GatewayError::UpstreamUnreachable { .. } | GatewayError::UpstreamBroken { .. } => 502,
             GatewayError::UpstreamTimeout { .. } => 504,
+            GatewayError::RateLimited { .. } => 429,
             GatewayError::Internal => 500,
         }
     }
@@ -94,6 +97,7 @@ impl GatewayError {
     pub fn retry_after(&self) -> Option<u32> {
         match self {
             GatewayError::SessionStoreUnavailable => Some(2),
+            GatewayError::RateLimited { retry_after } => Some(*retry_after),
             GatewayError::IdentityProviderUnavailable => Some(5),
             _ => None,
         }
@@ -121,6 +125,7 @@ impl GatewayError {
             GatewayError::IdentityProviderFailed => "identity-provider-error",
             GatewayError::SessionStoreUnavailable => "session-store-unavailable",
             GatewayError::TokenNotGranted => "token-not-granted",
+            GatewayError::RateLimited { .. } => "rate-limited",
             GatewayError::Internal => "internal",
         }
     }
@@ -149,6 +154,7 @@ impl GatewayError {
             }
             GatewayError::SessionStoreUnavailable => "Sessions unavailable",
             GatewayError::TokenNotGranted => "Access not granted",
+            GatewayError::RateLimited { .. } => "Too many requests",
             GatewayError::Internal => "Internal error",
         }
     }
@@ -229,6 +235,9 @@ impl GatewayError {
             }
             GatewayError::TokenNotGranted => {
                 "The identity provider does not grant access to this API for your session.".into()
+            }
+            GatewayError::RateLimited { retry_after } => {
+                format!("Too many of these requests from your address. Try again in {retry_after} seconds.")
             }
             GatewayError::Internal => "The gateway failed to handle this request.".into(),
         }

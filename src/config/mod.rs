@@ -121,6 +121,7 @@ pub struct Config {
     pub log: LogConfig,
     pub pingora: PingoraConfig,
     pub anti_forgery: AntiForgeryConfig,
+    pub rate_limits: RateLimitsConfig,
     pub session: SessionConfig,
     pub tokens: TokensConfig,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -455,6 +456,22 @@ pub enum RedisEndpoint {
     ConnectionString(Secret),
     /// Seed nodes of a Redis Cluster, `host:port`.
     ClusterNodes(Vec<String>),
+}
+
+/// Per-client request limits (by client address, after `server.trusted_proxies`), counted per
+/// replica in windows of `window`. 0 turns a limit off.
+#[derive(Debug, Clone, Serialize)]
+pub struct RateLimitsConfig {
+    #[serde(serialize_with = "ser_duration")]
+    pub window: Duration,
+    /// `GET /bff/login` calls per window.
+    pub login: u32,
+    /// `/signin-oidc` calls per window.
+    pub callback: u32,
+    /// `POST /bff/backchannel` calls per window (per IdP address).
+    pub backchannel: u32,
+    /// Requests with a session cookie that matches no live session, per window.
+    pub failed_session_lookups: u32,
 }
 
 /// How API calls prove they come from the SPA's own pages.

@@ -38,6 +38,7 @@ pub fn validate_and_list_keys(
         let log = log(&top.section("log"));
         let pingora = pingora(&top.section("pingora"));
         let anti_forgery = anti_forgery(&top.section("anti_forgery"));
+        let rate_limits = rate_limits(&top.section("rate_limits"));
         let session = session(&top.section("session"));
         let tokens = tokens(&top.section("tokens"));
         let redis = redis(&top.section("redis"), session.as_ref().map(|s| s.store));
@@ -95,6 +96,7 @@ pub fn validate_and_list_keys(
             log,
             pingora,
             anti_forgery,
+            rate_limits,
             session,
             tokens,
             redis,
@@ -112,6 +114,7 @@ pub fn validate_and_list_keys(
             Some(log),
             Some(pingora),
             Some(anti_forgery),
+            Some(rate_limits),
             Some(session),
             Some(tokens),
             redis,
@@ -124,6 +127,7 @@ pub fn validate_and_list_keys(
             log,
             pingora,
             anti_forgery,
+            rate_limits,
             session,
             tokens,
             redis,
@@ -297,6 +301,25 @@ fn anti_forgery(s: &Section<'_, '_>) -> Option<AntiForgeryConfig> {
         header,
         value,
         allowed_origins,
+    })
+}
+
+fn rate_limits(s: &Section<'_, '_>) -> Option<RateLimitsConfig> {
+    let window = s.duration("window").unwrap_or(Duration::from_secs(60));
+    if window < Duration::from_secs(1) || window > Duration::from_secs(3600) {
+        s.issue("window", "must be between 1s and 1h", "use e.g. \"1m\"");
+    }
+    let limit = |key: &'static str, default: u32| {
+        s.integer(key, 0, 1_000_000)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(default)
+    };
+    Some(RateLimitsConfig {
+        window,
+        login: limit("login", 60),
+        callback: limit("callback", 60),
+        backchannel: limit("backchannel", 600),
+        failed_session_lookups: limit("failed_session_lookups", 60),
     })
 }
 

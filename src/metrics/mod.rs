@@ -26,6 +26,8 @@ pub struct Metrics {
     /// `Set-Cookie` lines for the gateway's own cookies that an upstream sent (and that were
     /// dropped).
     pub upstream_cookies_dropped: IntCounter,
+    /// Requests refused by `rate_limits`, by `limit`.
+    pub rate_limited: IntCounterVec,
     pub tokens: TokenMetrics,
     pub sessions: SessionMetrics,
 }
@@ -102,6 +104,14 @@ impl Metrics {
             "Set-Cookie lines for the gateway's own cookies sent by an upstream, and dropped.",
         )?;
         registry.register(Box::new(upstream_cookies_dropped.clone()))?;
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                "rate_limited_total",
+                "Requests refused with 429 by rate_limits, by limit (login, callback, backchannel, failed_session_lookups).",
+            ),
+            &["limit"],
+        )?;
+        registry.register(Box::new(rate_limited.clone()))?;
         let build = IntGaugeVec::new(
             Opts::new(
                 "build_info",
@@ -199,6 +209,7 @@ impl Metrics {
             upstream_healthy,
             ready,
             upstream_cookies_dropped,
+            rate_limited,
             tokens,
             sessions,
         })

@@ -97,6 +97,32 @@ impl Forwarding<'_> {
     }
 }
 
+/// The client's address as far as it can be trusted: the peer's, or — when the peer is a
+/// trusted proxy — the nearest address in its `X-Forwarded-For` that is not a trusted proxy.
+pub fn client_ip(session: &HttpSession, trusted_proxies: &[Cidr]) -> Option<IpAddr> {
+    let peer = session.client_addr()?.as_inet()?.ip();
+    let trusted = |ip: IpAddr| trusted_proxies.iter().any(|c| c.contains(ip));
+    if trusted_proxies.is_empty() || !trusted(peer) {
+        return Some(peer);
+    }
+    let forwarded = session
+        .req_header()
+        .headers
+        .get_all(&names::X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+        .collect::<Vec<_>>();
+    Some(
+        forwarded
+            .into_iter()
+            .rev()
+            .find(|ip| !trusted(*ip))
+            .unwrap_or(peer),
+    )
+}
+
 /// Headers through which upstream frameworks learn another client address, host, port, path
 /// or method than the request's own: only a trusted proxy may send them.
 const PROXY_ONLY: &[&str] = &[

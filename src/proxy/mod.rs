@@ -21,6 +21,7 @@ mod access_log;
 mod antiforgery;
 mod context;
 mod forwarded;
+mod limits;
 mod names;
 mod rescue;
 mod respond;
@@ -62,6 +63,7 @@ pub struct Gateway {
     unrouted: RouteMetrics,
     bff: Arc<Bff>,
     sessions: Arc<Sessions>,
+    limits: limits::Limits,
     tokens: Arc<Tokens>,
     /// One per [`Endpoint`], in `Endpoint::ALL` order.
     endpoint_metrics: Vec<RouteMetrics>,
@@ -82,6 +84,7 @@ impl Gateway {
                 .map(|e| metrics.route(e.name(), "-"))
                 .collect(),
             sessions: bff.sessions.clone(),
+            limits: limits::Limits::new(&config.rate_limits, metrics.rate_limited.clone()),
             bff,
             routes,
             anti_forgery: config.anti_forgery.clone(),
@@ -121,8 +124,14 @@ impl Gateway {
         let Some(route) = ctx.route.clone() else {
             return Ok(());
         };
-        ctx.session =
-            self::session::lookup(&self.sessions, &route, &session.req_header().headers).await?;
+        ctx.session = self::session::lookup(
+            &self.sessions,
+            &self.limits,
+            &route,
+            &session.req_header().headers,
+            forwarded::client_ip(session, &self.trusted_proxies),
+        )
+        .await?;
         // Token injection, first half: decide the `Authorization` (refreshing here, where a
         // failure can still be answered with 401/503); `upstream_request_filter` sets it.
         ctx.authorization = self
@@ -150,6 +159,21 @@ impl Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.endpoint = Some(endpoint);
+        let limited = match endpoint {
+            Endpoint::Login => Some(limits::Limited::Login),
+            Endpoint::Callback => Some(limits::Limited::Callback),
+            Endpoint::Backchannel => Some(limits::Limited::Backchannel),
+            _ => None,
+        };
+        if let (Some(what), Some(ip)) = (
+            limited,
+            forwarded::client_ip(session, &self.trusted_proxies),
+        ) {
+            if let Err(e) = self.limits.admit(what, ip) {
+                ctx.error = Some(e.clone());
+                return respond::error(session, ctx, &e).await;
+            }
+        }
         let body = if endpoint == Endpoint::Backchannel {
             match read_body(session, crate::bff::backchannel::MAX_BODY).await {
                 Ok(body) => body,

@@ -5,22 +5,39 @@
 //! A store that cannot answer is a 503 with `Retry-After`, never a 401: the session may well be
 //! alive, and the browser keeps its cookie.
 
+use std::net::IpAddr;
+
 use http::HeaderMap;
 
+use super::limits::{Limited, Limits};
 use crate::error::GatewayError;
 use crate::session::{Current, Sessions};
 use crate::upstream::Route;
 
+/// A client whose cookies keep matching no session (guessing, or a replayed dead cookie) is
+/// held to `rate_limits.failed_session_lookups`: each one is a store read.
 pub async fn lookup(
     sessions: &Sessions,
+    limits: &Limits,
     route: &Route,
     headers: &HeaderMap,
+    client: Option<IpAddr>,
 ) -> Result<Option<Current>, GatewayError> {
     if !route.token.wants_user() {
         return Ok(None);
     }
-    sessions.find(headers, true).await.map_err(|e| {
+    let Some(id) = sessions.id_in(headers) else {
+        return Ok(None);
+    };
+    if let Some(ip) = client {
+        limits.check(Limited::FailedSessionLookup, ip)?;
+    }
+    let found = sessions.load(id, true).await.map_err(|e| {
         tracing::warn!(error = %e, "cannot read the session");
         GatewayError::SessionStoreUnavailable
-    })
+    })?;
+    if let (None, Some(ip)) = (&found, client) {
+        limits.admit(Limited::FailedSessionLookup, ip)?;
+    }
+    Ok(found)
 }

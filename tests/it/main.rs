@@ -20,6 +20,7 @@ mod forwarding;
 mod helm;
 mod idp;
 mod login;
+mod rate_limits;
 mod replicas;
 mod routing;
 mod session_store;
