@@ -129,7 +129,7 @@ impl Gateway {
             &self.limits,
             &route,
             &session.req_header().headers,
-            forwarded::client_ip(session, &self.trusted_proxies),
+            || forwarded::client_ip(session, &self.trusted_proxies),
         )
         .await?;
         // Token injection, first half: decide the `Authorization` (refreshing here, where a

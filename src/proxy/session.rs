@@ -21,7 +21,7 @@ pub async fn lookup(
     limits: &Limits,
     route: &Route,
     headers: &HeaderMap,
-    client: Option<IpAddr>,
+    client: impl FnOnce() -> Option<IpAddr>,
 ) -> Result<Option<Current>, GatewayError> {
     if !route.token.wants_user() {
         return Ok(None);
@@ -29,6 +29,7 @@ pub async fn lookup(
     let Some(id) = sessions.id_in(headers) else {
         return Ok(None);
     };
+    let client = client();
     if let Some(ip) = client {
         limits.check(Limited::FailedSessionLookup, ip)?;
     }
