@@ -159,15 +159,36 @@ impl Sessions {
     /// The live session with this id (see [`find`](Self::find)): from the cache when it is
     /// there, else from the store under each name the key ring gives it.
     pub async fn load(&self, id: SessionId, slide: bool) -> Result<Option<Current>, StoreError> {
-        // Every name in the cache first: during a key rotation a session stored under an older
-        // key's name must not cost a store read per call.
+        match self.cached(id, slide).await? {
+            Ok(current) => Ok(current),
+            Err(id) => self.read_through(id, slide).await,
+        }
+    }
+
+    /// The live session with this id if this replica's cache has it (`Ok`); `Err(id)` when
+    /// only the store can tell. Every name is tried: during a key rotation a session stored
+    /// under an older key's name must not cost a store read per call.
+    pub async fn cached(
+        &self,
+        id: SessionId,
+        slide: bool,
+    ) -> Result<Result<Option<Current>, SessionId>, StoreError> {
         let mut index = 0;
         while let Some(key) = self.keys.store_key(&id, index) {
             if let Some(entry) = self.cache.get(&key) {
-                return self.live(id, entry, slide).await;
+                return self.live(id, entry, slide).await.map(Ok);
             }
             index += 1;
         }
+        Ok(Err(id))
+    }
+
+    /// The store's answer for a session the cache does not have (see [`cached`](Self::cached)).
+    pub async fn read_through(
+        &self,
+        id: SessionId,
+        slide: bool,
+    ) -> Result<Option<Current>, StoreError> {
         self.cache.missed();
         let mut index = 0;
         while let Some(key) = self.keys.store_key(&id, index) {
