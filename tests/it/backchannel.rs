@@ -46,26 +46,56 @@ async fn post_logout_token(gw: &Gateway, token: &str) -> (u16, String, Option<St
     (r.status().as_u16(), r.text().await.unwrap(), cache)
 }
 
-#[tokio::test]
-async fn forged_replayed_or_stale_logout_tokens_change_nothing() {
+/// A login stack whose OP signs with a key the test holds too (to sign logout tokens as the OP
+/// would, or forge others), and `user` signed in there; `sid` is their IdP session.
+struct SignedIn {
+    stack: login::Stack,
+    ua: UserAgent,
+    sid: String,
+    op_key: RsaPrivateKey,
+    dir: std::path::PathBuf,
+}
+
+async fn signed_in_at_an_op_we_hold_the_key_of(extra: &str, user: &str) -> SignedIn {
     let dir = crate::harness::gateway::scratch_dir();
     let op_key_path = dir.join("op-key.pem");
     let op_key = rsa_key(&op_key_path);
-    let other_key = rsa_key(&dir.join("other-key.pem"));
     let stack = login::start_with_op(
-        "",
+        extra,
         &[],
         &[("OP_SIGNING_KEY_FILE", op_key_path.to_str().unwrap())],
     )
     .await;
-    let gw = &stack.gw;
     let mut ua = UserAgent::new();
-    assert_eq!(login::login(&mut ua, gw, "/", "kim").await.status, 302);
-    let me: Value = serde_json::from_str(&login::user(&mut ua, gw).await.body).unwrap();
+    assert_eq!(
+        login::login(&mut ua, &stack.gw, "/", user).await.status,
+        302
+    );
+    let me: Value = serde_json::from_str(&login::user(&mut ua, &stack.gw).await.body).unwrap();
     let sid = login::claim(&me, "sid")
         .and_then(Value::as_str)
         .unwrap()
         .to_string();
+    SignedIn {
+        stack,
+        ua,
+        sid,
+        op_key,
+        dir,
+    }
+}
+
+#[tokio::test]
+async fn forged_replayed_or_stale_logout_tokens_change_nothing() {
+    let SignedIn {
+        stack,
+        mut ua,
+        sid,
+        op_key,
+        dir,
+    } = signed_in_at_an_op_we_hold_the_key_of("", "kim").await;
+    let gw = &stack.gw;
+    let other_key = rsa_key(&dir.join("other-key.pem"));
 
     let header = json!({ "alg": "RS256", "kid": "op-key", "typ": "logout+jwt" });
     let valid = |jti: &str| {
@@ -243,20 +273,14 @@ async fn a_logout_at_the_idp_ends_the_session_on_every_replica() {
 #[tokio::test]
 async fn a_logout_that_failed_in_the_store_works_when_the_idp_retries() {
     let redis = RedisServer::start();
-    let dir = crate::harness::gateway::scratch_dir();
-    let op_key_path = dir.join("op-key.pem");
-    let op_key = rsa_key(&op_key_path);
-    let stack = login::start_with_op(
-        &redis.session_toml(),
-        &[],
-        &[("OP_SIGNING_KEY_FILE", op_key_path.to_str().unwrap())],
-    )
-    .await;
+    let SignedIn {
+        stack,
+        mut ua,
+        sid,
+        op_key,
+        dir,
+    } = signed_in_at_an_op_we_hold_the_key_of(&redis.session_toml(), "ines").await;
     let gw = &stack.gw;
-    let mut ua = UserAgent::new();
-    assert_eq!(login::login(&mut ua, gw, "/", "ines").await.status, 302);
-    let me: Value = serde_json::from_str(&login::user(&mut ua, gw).await.body).unwrap();
-    let sid = login::claim(&me, "sid").and_then(Value::as_str).unwrap();
     let token = sign(
         &json!({ "alg": "RS256", "kid": "op-key", "typ": "logout+jwt" }),
         &json!({
