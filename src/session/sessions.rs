@@ -269,7 +269,7 @@ impl Sessions {
         if slide && idle_end.saturating_sub(now) < idle - idle / 4 {
             let to = now.saturating_add(idle).min(absolute_end);
             if to > idle_end && entry.push_idle_expiry(idle_end, to) {
-                self.slide(entry.clone(), idle_end, to - now);
+                self.slide(entry.clone(), idle_end, to, to - now);
             }
         }
         Ok(Some(Current { id, entry }))
@@ -277,12 +277,11 @@ impl Sessions {
 
     /// Pushes the store's expiry without holding up the request. Should it fail, the copy goes
     /// back to the expiry the store still has.
-    fn slide(&self, entry: Arc<Entry>, previous: u64, ttl_ms: u64) {
+    fn slide(&self, entry: Arc<Entry>, previous: u64, pushed: u64, ttl_ms: u64) {
         let Ok(store) = self.store().cloned() else {
             return;
         };
         let cache = self.cache.clone();
-        let pushed = entry.idle_expires_at();
         tokio::spawn(async move {
             match store.touch(&entry.key, Duration::from_millis(ttl_ms)).await {
                 Ok(true) => {}
@@ -319,8 +318,7 @@ impl Sessions {
 
     fn current_key(&self, id: &SessionId) -> Result<StoreKey, StoreError> {
         self.keys
-            .store_keys(id)
-            .next()
+            .store_key(id, 0)
             .ok_or_else(|| StoreError::Corrupt("no session key configured".into()))
     }
 

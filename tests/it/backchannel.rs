@@ -17,6 +17,18 @@ use crate::harness::{client, eventually, Gateway, UserAgent};
 
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
+fn header() -> Value {
+    json!({ "alg": "RS256", "kid": "op-key", "typ": "logout+jwt" })
+}
+
+/// A valid logout token's claims, as `issuer` would send them for `sub`'s IdP session `sid`.
+fn logout_claims(issuer: &str, jti: &str, sub: &str, sid: &str) -> Value {
+    json!({
+        "iss": issuer, "aud": CLIENT_ID, "iat": unix_now(), "exp": unix_now() + 120,
+        "jti": jti, "sub": sub, "sid": sid, "events": { EVENT: {} },
+    })
+}
+
 fn sign(header: &Value, claims: &Value, key: &RsaPrivateKey) -> String {
     let input = format!(
         "{}.{}",
@@ -97,14 +109,8 @@ async fn forged_replayed_or_stale_logout_tokens_change_nothing() {
     let gw = &stack.gw;
     let other_key = rsa_key(&dir.join("other-key.pem"));
 
-    let header = json!({ "alg": "RS256", "kid": "op-key", "typ": "logout+jwt" });
-    let valid = |jti: &str| {
-        json!({
-            "iss": stack.idp.issuer, "aud": CLIENT_ID, "iat": unix_now(),
-            "exp": unix_now() + 120, "jti": jti,
-            "sub": "kim", "sid": sid, "events": { EVENT: {} },
-        })
-    };
+    let header = header();
+    let valid = |jti: &str| logout_claims(&stack.idp.issuer, jti, "kim", &sid);
     let with = |jti: &str, key: &str, value: Value| {
         let mut c = valid(jti);
         c[key] = value;
@@ -282,11 +288,8 @@ async fn a_logout_that_failed_in_the_store_works_when_the_idp_retries() {
     } = signed_in_at_an_op_we_hold_the_key_of(&redis.session_toml(), "ines").await;
     let gw = &stack.gw;
     let token = sign(
-        &json!({ "alg": "RS256", "kid": "op-key", "typ": "logout+jwt" }),
-        &json!({
-            "iss": stack.idp.issuer, "aud": CLIENT_ID, "iat": unix_now(), "exp": unix_now() + 120,
-            "jti": "retried-1", "sub": "ines", "sid": sid, "events": { EVENT: {} },
-        }),
+        &header(),
+        &logout_claims(&stack.idp.issuer, "retried-1", "ines", &sid),
         &op_key,
     );
 
