@@ -64,6 +64,13 @@ pub enum GatewayError {
     TokenNotGranted,
     /// This client sent more of these requests than `rate_limits` allows; try after the window.
     RateLimited { retry_after: u32 },
+    /// The `Host` is neither `server.public_origin`'s nor a route's: the request was meant for
+    /// another server (RFC 9110 §15.5.20).
+    MisdirectedRequest,
+    /// The request body is larger than the route's `max_body` (or a gateway endpoint's cap).
+    PayloadTooLarge { limit: u64 },
+    /// The client did not send its request body in time.
+    RequestTimeout,
     /// A bug or resource problem inside the gateway.
     Internal,
 }
@@ -88,6 +95,9 @@ impl GatewayError {
             GatewayError::UpstreamUnreachable { .. } | GatewayError::UpstreamBroken { .. } => 502,
             GatewayError::UpstreamTimeout { .. } => 504,
             GatewayError::RateLimited { .. } => 429,
+            GatewayError::MisdirectedRequest => 421,
+            GatewayError::PayloadTooLarge { .. } => 413,
+            GatewayError::RequestTimeout => 408,
             GatewayError::Internal => 500,
         }
     }
@@ -126,6 +136,9 @@ impl GatewayError {
             GatewayError::SessionStoreUnavailable => "session-store-unavailable",
             GatewayError::TokenNotGranted => "token-not-granted",
             GatewayError::RateLimited { .. } => "rate-limited",
+            GatewayError::MisdirectedRequest => "misdirected-request",
+            GatewayError::PayloadTooLarge { .. } => "payload-too-large",
+            GatewayError::RequestTimeout => "request-timeout",
             GatewayError::Internal => "internal",
         }
     }
@@ -155,6 +168,9 @@ impl GatewayError {
             GatewayError::SessionStoreUnavailable => "Sessions unavailable",
             GatewayError::TokenNotGranted => "Access not granted",
             GatewayError::RateLimited { .. } => "Too many requests",
+            GatewayError::MisdirectedRequest => "Misdirected request",
+            GatewayError::PayloadTooLarge { .. } => "Request body too large",
+            GatewayError::RequestTimeout => "Request timeout",
             GatewayError::Internal => "Internal error",
         }
     }
@@ -239,6 +255,13 @@ impl GatewayError {
             GatewayError::RateLimited { retry_after } => {
                 format!("Too many of these requests from your address. Try again in {retry_after} seconds.")
             }
+            GatewayError::MisdirectedRequest => {
+                "This server does not serve the host named in the request.".into()
+            }
+            GatewayError::PayloadTooLarge { limit } => {
+                format!("The request body is larger than {limit} bytes.")
+            }
+            GatewayError::RequestTimeout => "The request body did not arrive in time.".into(),
             GatewayError::Internal => "The gateway failed to handle this request.".into(),
         }
     }

@@ -8,6 +8,7 @@
 mod duration;
 pub mod net;
 mod reader;
+mod size;
 pub mod source;
 mod validate;
 
@@ -202,6 +203,9 @@ pub struct PingoraConfig {
     pub upstream_keepalive_pool_size: usize,
     #[serde(serialize_with = "ser_duration")]
     pub keepalive_timeout: Duration,
+    /// Longest wait for the next part of a client's request body (each read, not the whole).
+    #[serde(serialize_with = "ser_duration")]
+    pub client_body_timeout: Duration,
     pub keepalive_request_limit: u32,
     pub listener_tasks_per_fd: usize,
     pub upgrade_sock: String,
@@ -271,6 +275,9 @@ pub struct RouteConfig {
     /// Scopes asked for when a token is obtained for this route (client or resource tokens).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
+    /// Largest request body (bytes) the route forwards; larger ones get 413. `None`: no limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_body: Option<u64>,
 }
 
 /// Which access token a route forwards.

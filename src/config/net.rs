@@ -153,6 +153,11 @@ impl Origin {
         &self.text
     }
 
+    /// The host (lower-case; IPv6 in brackets), without port.
+    pub fn host(&self) -> &str {
+        &self.hp.host
+    }
+
     /// Browsers treat loopback origins as secure contexts even over plain http.
     pub fn is_loopback(&self) -> bool {
         let host = self.hp.host.trim_start_matches('[').trim_end_matches(']');

@@ -255,6 +255,17 @@ fn pingora(s: &Section<'_, '_>) -> Option<PingoraConfig> {
         keepalive_timeout: s
             .duration("keepalive_timeout")
             .unwrap_or(Duration::from_secs(60)),
+        client_body_timeout: match s.duration("client_body_timeout") {
+            Some(d) if d.is_zero() => {
+                s.issue(
+                    "client_body_timeout",
+                    "is zero, which would let a client stall forever",
+                    "use a few seconds to a minute, e.g. \"60s\"",
+                );
+                Duration::from_secs(60)
+            }
+            d => d.unwrap_or(Duration::from_secs(60)),
+        },
         keepalive_request_limit: s
             .integer("keepalive_request_limit", 1, i64::from(u32::MAX))
             .and_then(|n| u32::try_from(n).ok())
@@ -986,6 +997,11 @@ fn routes(top: &Section<'_, '_>, clusters: &[String]) -> Vec<RouteConfig> {
             },
         );
         let scopes = r.strings("scopes").unwrap_or_default();
+        let max_body = r.parsed(
+            "max_body",
+            "write a size with a unit, such as \"1MiB\" or \"512KiB\"",
+            super::size::parse,
+        );
         if token == TokenPolicy::None && (resource.is_some() || !scopes.is_empty()) {
             r.issue(
                 if resource.is_some() {
@@ -1034,6 +1050,7 @@ fn routes(top: &Section<'_, '_>, clusters: &[String]) -> Vec<RouteConfig> {
             token,
             resource,
             scopes,
+            max_body,
         });
     }
     out

@@ -28,6 +28,8 @@ pub struct RequestCtx {
     /// What the upstream gets as `Authorization` on a token route (decided in
     /// `request_filter`, set in `upstream_request_filter`).
     pub authorization: Option<http::HeaderValue>,
+    /// Request body bytes forwarded so far (counted only on routes with `max_body`).
+    pub body_bytes: u64,
     /// Set when a phase decided the answer; `fail_to_proxy` renders it.
     pub error: Option<GatewayError>,
 }
@@ -44,6 +46,7 @@ impl Default for RequestCtx {
             connect_attempts: 0,
             session: None,
             authorization: None,
+            body_bytes: 0,
             error: None,
         }
     }

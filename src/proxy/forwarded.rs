@@ -33,12 +33,8 @@ impl Forwarding<'_> {
         req: &mut RequestHeader,
         ctx: &RequestCtx,
     ) -> Result<()> {
-        let client_ip = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
-        let trusted =
-            !self.trusted_proxies.is_empty() && client_ip.is_some_and(|ip| self.is_trusted(ip));
+        let client_ip = peer_ip(session);
+        let trusted = peer_is_trusted(session, self.trusted_proxies);
         let incoming = session.req_header();
         let header = |name: &http::HeaderName| incoming.headers.get(name).filter(|v| !v.is_empty());
 
@@ -91,10 +87,37 @@ impl Forwarding<'_> {
         req.insert_header("X-Request-Id", ctx.request_id.as_str())?;
         Ok(())
     }
+}
 
-    fn is_trusted(&self, ip: IpAddr) -> bool {
-        self.trusted_proxies.iter().any(|c| c.contains(ip))
-    }
+fn peer_ip(session: &HttpSession) -> Option<IpAddr> {
+    session.client_addr()?.as_inet().map(|a| a.ip())
+}
+
+/// Whether the connection comes from one of `server.trusted_proxies`.
+pub fn peer_is_trusted(session: &HttpSession, trusted_proxies: &[Cidr]) -> bool {
+    !trusted_proxies.is_empty()
+        && peer_ip(session).is_some_and(|ip| trusted_proxies.iter().any(|c| c.contains(ip)))
+}
+
+/// The hosts the client addressed, as the upstream will learn them in `X-Forwarded-Host`:
+/// a trusted proxy's `X-Forwarded-Host` (every comma-separated entry), else `Host`.
+pub fn addressed_hosts<'s>(
+    session: &'s HttpSession,
+    trusted_proxies: &[Cidr],
+) -> impl Iterator<Item = Option<&'s str>> {
+    let forwarded = session
+        .req_header()
+        .headers
+        .get(&names::X_FORWARDED_HOST)
+        .filter(|v| !v.is_empty() && peer_is_trusted(session, trusted_proxies));
+    let (list, own) = match forwarded {
+        Some(v) => (Some(v.to_str().unwrap_or("")), None),
+        None => (None, Some(super::route::request_host_with_port(session))),
+    };
+    list.into_iter()
+        .flat_map(|l| l.split(','))
+        .map(|h| Some(h.trim()).filter(|h| !h.is_empty()))
+        .chain(own)
 }
 
 /// The client's address as far as it can be trusted: the peer's, or — when the peer is a

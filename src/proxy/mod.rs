@@ -19,6 +19,7 @@
 
 mod access_log;
 mod antiforgery;
+mod body;
 mod context;
 mod forwarded;
 mod limits;
@@ -57,6 +58,7 @@ pub struct Gateway {
     trusted_proxies: Vec<Cidr>,
     scheme: &'static str,
     keepalive_secs: u64,
+    client_body_timeout: std::time::Duration,
     access_log: bool,
     metrics: Arc<Metrics>,
     /// Counts requests that matched no route.
@@ -64,6 +66,8 @@ pub struct Gateway {
     bff: Arc<Bff>,
     sessions: Arc<Sessions>,
     limits: limits::Limits,
+    /// Set with `server.public_origin`: requests for other hosts get 421.
+    served_hosts: Option<route::ServedHosts>,
     tokens: Arc<Tokens>,
     /// One per [`Endpoint`], in `Endpoint::ALL` order.
     endpoint_metrics: Vec<RouteMetrics>,
@@ -86,6 +90,7 @@ impl Gateway {
             sessions: bff.sessions.clone(),
             limits: limits::Limits::new(&config.rate_limits, metrics.rate_limited.clone()),
             bff,
+            served_hosts: route::ServedHosts::new(config.server.public_origin.as_ref(), &routes),
             routes,
             anti_forgery: config.anti_forgery.clone(),
             public_origin: config.server.public_origin.clone(),
@@ -96,6 +101,7 @@ impl Gateway {
                 "http"
             },
             keepalive_secs: config.pingora.keepalive_timeout.as_secs().max(1),
+            client_body_timeout: config.pingora.client_body_timeout,
             access_log: config.log.access_log,
             unrouted: metrics.route("-", "-"),
             metrics,
@@ -107,9 +113,17 @@ impl Gateway {
     fn admit(&self, session: &HttpSession, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
         let route = route::select(session, &self.routes)?;
         let protected = route.anti_forgery;
+        let max_body = route.max_body;
         ctx.route = Some(route);
         if protected {
             self.check_anti_forgery(session)?;
+        }
+        // A declared length is refused before anything is read; a chunked body is counted as
+        // it streams (`request_body_filter`).
+        if let (Some(limit), Some(declared)) = (max_body, body::declared_length(session)) {
+            if declared > limit {
+                return Err(GatewayError::PayloadTooLarge { limit });
+            }
         }
         Ok(())
     }
@@ -139,6 +153,14 @@ impl Gateway {
             .authorization(&route, ctx.session.as_ref())
             .await?;
         Ok(())
+    }
+
+    fn check_host(&self, session: &HttpSession) -> Result<(), GatewayError> {
+        let Some(served) = &self.served_hosts else {
+            return Ok(());
+        };
+        forwarded::addressed_hosts(session, &self.trusted_proxies)
+            .try_for_each(|host| served.check(host))
     }
 
     fn check_anti_forgery(&self, session: &HttpSession) -> Result<(), GatewayError> {
@@ -175,7 +197,7 @@ impl Gateway {
             }
         }
         let body = if endpoint == Endpoint::Backchannel {
-            match read_body(session, crate::bff::backchannel::MAX_BODY).await {
+            match body::read(session, crate::bff::backchannel::MAX_BODY).await {
                 Ok(body) => body,
                 Err(e) => {
                     ctx.error = Some(e.clone());
@@ -218,6 +240,7 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         // `Some(0)` would mean "forever" to Pingora; `keepalive_secs` is at least 1.
         session.set_keepalive(Some(self.keepalive_secs));
+        session.set_read_timeout(Some(self.client_body_timeout));
         ctx.request_id = forwarded::request_id(session);
         Ok(())
     }
@@ -227,6 +250,11 @@ impl ProxyHttp for Gateway {
         session: &mut HttpSession,
         ctx: &mut RequestCtx,
     ) -> Result<bool> {
+        if let Err(err) = self.check_host(session) {
+            respond::error(session, ctx, &err).await?;
+            ctx.error = Some(err);
+            return Ok(true);
+        }
         if let Some(endpoint) = self.bff.endpoint(session.req_header().uri.path()) {
             self.serve_endpoint(endpoint, session, ctx).await?;
             return Ok(true);
@@ -239,6 +267,24 @@ impl ProxyHttp for Gateway {
                 Ok(true)
             }
         }
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut HttpSession,
+        chunk: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let Some(limit) = ctx.route.as_ref().and_then(|r| r.max_body) else {
+            return Ok(());
+        };
+        ctx.body_bytes += chunk.as_ref().map_or(0, |c| c.len() as u64);
+        if ctx.body_bytes > limit {
+            ctx.error = Some(GatewayError::PayloadTooLarge { limit });
+            return Error::e_explain(ErrorType::HTTPStatus(413), "request body over max_body");
+        }
+        Ok(())
     }
 
     async fn upstream_peer(
@@ -321,10 +367,15 @@ impl ProxyHttp for Gateway {
 
     async fn response_filter(
         &self,
-        _session: &mut HttpSession,
+        session: &mut HttpSession,
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if resp.status == http::StatusCode::SWITCHING_PROTOCOLS {
+            if let Some(route) = &ctx.route {
+                session.set_read_timeout(Some(route.cluster.config.upgrade_idle_timeout));
+            }
+        }
         response::filter(
             resp,
             ctx,
@@ -369,24 +420,5 @@ impl ProxyHttp for Gateway {
             req.uri.path(),
             ctx.request_id
         )
-    }
-}
-
-/// The request body, up to `limit` bytes (a larger one is refused, not truncated).
-async fn read_body(session: &mut HttpSession, limit: usize) -> Result<bytes::Bytes, GatewayError> {
-    let mut body = bytes::BytesMut::new();
-    loop {
-        match session.read_request_body().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > limit {
-                    return Err(GatewayError::InvalidParameter {
-                        detail: format!("The request body is larger than {limit} bytes."),
-                    });
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(body.freeze()),
-            Err(_) => return Err(GatewayError::BadRequest),
-        }
     }
 }

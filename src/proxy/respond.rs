@@ -29,10 +29,8 @@ async fn send_with(
     resp.insert_header("Cache-Control", "no-store")?;
     resp.insert_header("X-Content-Type-Options", "nosniff")?;
     resp.insert_header("X-Request-Id", ctx.request_id.as_str())?;
-    // An unread request body would force Pingora to close the connection after answering.
-    if !session.is_body_done() {
-        let _ = session.drain_request_body().await;
-    }
+    // Keeps the connection when the rest of the body is small and quick; else it closes.
+    super::body::settle(session).await;
     session
         .write_response_header(Box::new(resp), body.is_empty())
         .await?;

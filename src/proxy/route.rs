@@ -24,6 +24,33 @@ pub fn select(session: &HttpSession, routes: &RouteTable) -> Result<Arc<Route>, 
         .ok_or(GatewayError::NoRoute)
 }
 
+/// The hosts the gateway answers for when `server.public_origin` is set: its host and every
+/// route's `host`. Anything else was meant for another server (a `Host` the client made up,
+/// or DNS pointing a foreign name here), and the upstream must not learn that name as
+/// `X-Forwarded-Host`, nor build links or redirects from it.
+pub struct ServedHosts(Vec<String>);
+
+impl ServedHosts {
+    pub fn new(public_origin: Option<&crate::config::Origin>, routes: &RouteTable) -> Option<Self> {
+        let origin = public_origin?;
+        let mut hosts = vec![origin.host().to_ascii_lowercase()];
+        hosts.extend(routes.hosts().map(str::to_ascii_lowercase));
+        hosts.sort();
+        hosts.dedup();
+        Some(ServedHosts(hosts))
+    }
+
+    /// 421 unless `host` (with or without port) is one of ours; 400 when there is none.
+    pub fn check(&self, host: Option<&str>) -> Result<(), GatewayError> {
+        let host = host.map(strip_port).ok_or(GatewayError::BadRequest)?;
+        if self.0.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+            Ok(())
+        } else {
+            Err(GatewayError::MisdirectedRequest)
+        }
+    }
+}
+
 /// The request's host without port: the `Host` header, or the URI authority (HTTP/2).
 pub fn request_host(session: &HttpSession) -> Option<&str> {
     request_host_with_port(session).map(strip_port)

@@ -32,11 +32,11 @@ pub fn peer(session: &mut HttpSession, ctx: &mut RequestCtx) -> pingora::Result<
     let mut peer = Box::new(upstream.peer.clone());
     ctx.destination = Some(upstream.destination.clone());
     if session.is_upgrade_req() {
-        // WebSockets and other upgraded streams idle for long stretches; the normal read
-        // timeouts on both sides would cut them.
-        let idle = cluster.config.upgrade_idle_timeout;
-        peer.options.read_timeout = Some(idle);
-        session.set_read_timeout(Some(idle));
+        // WebSockets idle for long stretches. The upstream connection's read timeout is fixed
+        // when the request is sent, so it is raised here; the client's only once the upstream
+        // agreed (`response_filter`, on 101), so that a client merely claiming an upgrade
+        // cannot stall a request for an hour.
+        peer.options.read_timeout = Some(cluster.config.upgrade_idle_timeout);
     }
     ctx.backend = Some(backend);
     Ok(peer)

@@ -20,6 +20,8 @@ pub struct Route {
     /// RFC 8707 resource of the route's API, when it is not the login's default audience.
     pub resource: Option<String>,
     pub scopes: Vec<String>,
+    /// Largest request body forwarded (bytes); `None`: no limit.
+    pub max_body: Option<u64>,
     pub metrics: RouteMetrics,
 }
 
@@ -76,6 +78,7 @@ impl RouteTable {
                     token: c.token,
                     resource: c.resource.clone(),
                     scopes: c.scopes.clone(),
+                    max_body: c.max_body,
                     metrics: metrics.route(&c.name, &c.cluster),
                 }))
             })
@@ -87,6 +90,11 @@ impl RouteTable {
                 .then(b.host.is_some().cmp(&a.host.is_some()))
         });
         RouteTable { routes }
+    }
+
+    /// Every host a route is limited to.
+    pub fn hosts(&self) -> impl Iterator<Item = &str> {
+        self.routes.iter().filter_map(|r| r.host.as_deref())
     }
 
     /// The best route for `host` (without port, any case) and `path` (without query).
@@ -130,6 +138,7 @@ mod tests {
                 token: config::TokenPolicy::None,
                 resource: None,
                 scopes: Vec::new(),
+                max_body: None,
             })
             .collect();
         RouteTable::new(

@@ -193,3 +193,72 @@ async fn upstreams_cannot_set_the_gateways_cookies() {
     );
     assert!(gw.log().contains("tried to set the gateway's own cookie"));
 }
+
+#[tokio::test]
+async fn requests_for_hosts_the_gateway_does_not_serve_are_misdirected() {
+    let api = Upstream::start("api").await;
+    let gw = GatewayConfig::new()
+        .server("public_origin = \"https://app.example.test\"")
+        .cluster("api", &[api.url()], "")
+        .route("/", "api", "")
+        .route("/partner/", "api", "host = \"partner.example.test\"")
+        .start()
+        .await;
+    let get = |path: &str, host: &str| client().get(gw.url(path)).header("host", host).send();
+    for host in [
+        "app.example.test",
+        "APP.Example.Test:443",
+        "partner.example.test",
+    ] {
+        let r = get("/x", host).await.unwrap();
+        assert_eq!(r.status(), 200, "{host}");
+        let echo: Value = r.json().await.unwrap();
+        assert_eq!(header(&echo, "x-forwarded-host"), Some(host));
+    }
+    let served = api.hits();
+    for host in ["evil.example", "app.example.test.evil.example", "127.0.0.1"] {
+        let r = get("/x", host).await.unwrap();
+        assert_eq!(r.status(), 421, "{host}");
+        let problem: Value = r.json().await.unwrap();
+        assert_eq!(
+            problem["type"],
+            "urn:portcullis:problem:misdirected-request"
+        );
+    }
+    // Gateway endpoints too: a login started under a foreign name would mint links for it.
+    assert_eq!(
+        get("/bff/user", "evil.example").await.unwrap().status(),
+        421
+    );
+    assert_eq!(
+        api.hits(),
+        served,
+        "a misdirected request reached the upstream"
+    );
+    let no_host =
+        crate::harness::raw_http(gw.port, b"GET /x HTTP/1.0\r\nConnection: close\r\n\r\n").await;
+    assert!(no_host.starts_with("HTTP/1.1 400"), "{no_host}");
+
+    // Behind a trusted proxy the host the client addressed is its X-Forwarded-Host.
+    let behind = GatewayConfig::new()
+        .server("public_origin = \"https://app.example.test\"\ntrusted_proxies = [\"127.0.0.0/8\"]")
+        .cluster("api", &[api.url()], "")
+        .route("/", "api", "")
+        .start()
+        .await;
+    let via_proxy = |xfh: &'static str| {
+        client()
+            .get(behind.url("/x"))
+            .header("x-forwarded-host", xfh)
+            .send()
+    };
+    assert_eq!(via_proxy("app.example.test").await.unwrap().status(), 200);
+    assert_eq!(via_proxy("evil.example").await.unwrap().status(), 421);
+    assert_eq!(
+        via_proxy("app.example.test, evil.example")
+            .await
+            .unwrap()
+            .status(),
+        421
+    );
+}

@@ -180,7 +180,13 @@ async fn gateway_is_not_ready_until_oidc_discovery_succeeds() {
     assert_eq!(status, 503, "{body}");
     assert_ne!(body["checks"]["identity_provider"], "ok");
     assert_eq!(
-        client().get(gw.url("/")).send().await.unwrap().status(),
+        client()
+            .get(gw.url("/"))
+            .header("host", "app.example.test")
+            .send()
+            .await
+            .unwrap()
+            .status(),
         200
     );
 

@@ -10,6 +10,7 @@ mod admin_sessions;
 mod antiforgery;
 mod azure;
 mod backchannel;
+mod bodies;
 mod browser;
 mod compose;
 mod config_cli;
