@@ -106,6 +106,15 @@ fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&duration::format(*d))
 }
 
+/// A header that is off is written as `""`, which is how a user turns it off.
+fn ser_or_off<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.as_deref().unwrap_or(""))
+}
+
+fn ser_size<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{}B", v.unwrap_or(0)))
+}
+
 fn ser_display<T: fmt::Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(v)
 }
@@ -123,6 +132,7 @@ pub struct Config {
     pub pingora: PingoraConfig,
     pub anti_forgery: AntiForgeryConfig,
     pub rate_limits: RateLimitsConfig,
+    pub response_headers: ResponseHeadersConfig,
     pub session: SessionConfig,
     pub tokens: TokensConfig,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -276,7 +286,7 @@ pub struct RouteConfig {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
     /// Largest request body (bytes) the route forwards; larger ones get 413. `None`: no limit.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_size")]
     pub max_body: Option<u64>,
 }
 
@@ -479,6 +489,47 @@ pub struct RateLimitsConfig {
     pub backchannel: u32,
     /// Requests with a session cookie that matches no live session, per window.
     pub failed_session_lookups: u32,
+}
+
+/// Security headers on every response the browser gets, proxied or the gateway's own. `None`
+/// (an empty string in the file) leaves a header out.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResponseHeadersConfig {
+    /// `Strict-Transport-Security`; by default `max-age=31536000` when the public origin is
+    /// https, else none.
+    #[serde(serialize_with = "ser_or_off")]
+    pub strict_transport_security: Option<String>,
+    /// `X-Content-Type-Options`: `nosniff`.
+    #[serde(serialize_with = "ser_or_off")]
+    pub content_type_options: Option<String>,
+    /// `Referrer-Policy`.
+    #[serde(serialize_with = "ser_or_off")]
+    pub referrer_policy: Option<String>,
+    /// `X-Frame-Options`: `DENY` or `SAMEORIGIN`.
+    #[serde(serialize_with = "ser_or_off")]
+    pub frame_options: Option<String>,
+    /// `Content-Security-Policy`; by default only `frame-ancestors` matching `frame_options`.
+    #[serde(serialize_with = "ser_or_off")]
+    pub content_security_policy: Option<String>,
+    /// Headers (by name, lower-case) whose value from the upstream, when it sends one, is kept
+    /// instead of the gateway's.
+    pub upstream_wins: Vec<String>,
+}
+
+impl ResponseHeadersConfig {
+    /// The headers that are on, as `(name, value)`.
+    pub fn headers(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("strict-transport-security", &self.strict_transport_security),
+            ("x-content-type-options", &self.content_type_options),
+            ("referrer-policy", &self.referrer_policy),
+            ("x-frame-options", &self.frame_options),
+            ("content-security-policy", &self.content_security_policy),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value.as_deref()?)))
+        .collect()
+    }
 }
 
 /// How API calls prove they come from the SPA's own pages.

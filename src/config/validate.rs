@@ -39,6 +39,13 @@ pub fn validate_and_list_keys(
         let pingora = pingora(&top.section("pingora"));
         let anti_forgery = anti_forgery(&top.section("anti_forgery"));
         let rate_limits = rate_limits(&top.section("rate_limits"));
+        let response_headers = response_headers(
+            &top.section("response_headers"),
+            server
+                .as_ref()
+                .and_then(|s| s.public_origin.as_ref())
+                .is_some_and(|o| o.is_https()),
+        );
         let session = session(&top.section("session"));
         let tokens = tokens(&top.section("tokens"));
         let redis = redis(&top.section("redis"), session.as_ref().map(|s| s.store));
@@ -97,6 +104,7 @@ pub fn validate_and_list_keys(
             pingora,
             anti_forgery,
             rate_limits,
+            response_headers,
             session,
             tokens,
             redis,
@@ -115,6 +123,7 @@ pub fn validate_and_list_keys(
             Some(pingora),
             Some(anti_forgery),
             Some(rate_limits),
+            Some(response_headers),
             Some(session),
             Some(tokens),
             redis,
@@ -128,6 +137,7 @@ pub fn validate_and_list_keys(
             pingora,
             anti_forgery,
             rate_limits,
+            response_headers,
             session,
             tokens,
             redis,
@@ -331,6 +341,121 @@ fn rate_limits(s: &Section<'_, '_>) -> Option<RateLimitsConfig> {
         callback: limit("callback", 60),
         backchannel: limit("backchannel", 600),
         failed_session_lookups: limit("failed_session_lookups", 60),
+    })
+}
+
+const REFERRER_POLICIES: &[&str] = &[
+    "no-referrer",
+    "no-referrer-when-downgrade",
+    "origin",
+    "origin-when-cross-origin",
+    "same-origin",
+    "strict-origin",
+    "strict-origin-when-cross-origin",
+    "unsafe-url",
+];
+
+fn response_headers(s: &Section<'_, '_>, https: bool) -> Option<ResponseHeadersConfig> {
+    // An empty string turns a header off; any other value must be sendable as it is.
+    let header = |key: &'static str, fix: &str, check: &dyn Fn(&str) -> Result<(), String>| {
+        s.parsed(key, fix, |v| {
+            if v.is_empty() {
+                return Ok(None);
+            }
+            if http::HeaderValue::from_str(v).is_err() {
+                return Err(format!("{v:?} is not a valid header value"));
+            }
+            check(v).map(|()| Some(v.to_string()))
+        })
+    };
+    let hsts = header(
+        "strict_transport_security",
+        "write e.g. \"max-age=31536000; includeSubDomains\", or \"\" for none",
+        &|v| {
+            let ok = v.split(';').any(|d| {
+                d.trim()
+                    .strip_prefix("max-age=")
+                    .is_some_and(|n| n.parse::<u64>().is_ok())
+            });
+            if ok {
+                Ok(())
+            } else {
+                Err(format!("{v:?} has no max-age=<seconds> directive"))
+            }
+        },
+    )
+    .unwrap_or_else(|| https.then(|| "max-age=31536000".to_string()));
+    let content_type_options = header(
+        "content_type_options",
+        "use \"nosniff\" (or \"\" for none)",
+        &|v| {
+            if v == "nosniff" {
+                Ok(())
+            } else {
+                Err(format!("{v:?} is not nosniff"))
+            }
+        },
+    )
+    .unwrap_or_else(|| Some("nosniff".into()));
+    let referrer_policy = header(
+        "referrer_policy",
+        &format!("use one of: {}", REFERRER_POLICIES.join(", ")),
+        &|v| match v
+            .split(',')
+            .map(str::trim)
+            .find(|p| !REFERRER_POLICIES.contains(p))
+        {
+            None => Ok(()),
+            Some(p) => Err(format!("{p:?} is not a referrer policy")),
+        },
+    )
+    .unwrap_or_else(|| Some("strict-origin-when-cross-origin".into()));
+    let frame_options = header(
+        "frame_options",
+        "use \"DENY\", \"SAMEORIGIN\" or \"\" (framing allowed; then set content_security_policy's frame-ancestors)",
+        &|v| match v {
+            "DENY" | "SAMEORIGIN" => Ok(()),
+            _ => Err(format!("{v:?} is neither DENY nor SAMEORIGIN")),
+        },
+    )
+    .unwrap_or_else(|| Some("DENY".into()));
+    // Browsers obey `frame-ancestors` over X-Frame-Options, so the default follows it.
+    let csp = header(
+        "content_security_policy",
+        "write a policy such as \"default-src 'self'; frame-ancestors 'none'\", or \"\" for none",
+        &|_| Ok(()),
+    )
+    .unwrap_or_else(|| match frame_options.as_deref() {
+        Some("DENY") => Some("frame-ancestors 'none'".into()),
+        Some("SAMEORIGIN") => Some("frame-ancestors 'self'".into()),
+        _ => None,
+    });
+    let names = [
+        "strict-transport-security",
+        "x-content-type-options",
+        "referrer-policy",
+        "x-frame-options",
+        "content-security-policy",
+    ];
+    let upstream_wins = s.parsed_list(
+        "upstream_wins",
+        &format!("name some of: {}", names.join(", ")),
+        |v| {
+            let lower = v.to_ascii_lowercase();
+            if names.contains(&lower.as_str()) {
+                Ok(lower)
+            } else {
+                Err(format!("{v:?} is not one of the headers this section sets"))
+            }
+        },
+    );
+    Some(ResponseHeadersConfig {
+        strict_transport_security: hsts,
+        content_type_options,
+        referrer_policy,
+        frame_options,
+        content_security_policy: csp,
+        upstream_wins,
     })
 }
 

@@ -68,6 +68,7 @@ pub struct Gateway {
     limits: limits::Limits,
     /// Set with `server.public_origin`: requests for other hosts get 421.
     served_hosts: Option<route::ServedHosts>,
+    security_headers: response::SecurityHeaders,
     tokens: Arc<Tokens>,
     /// One per [`Endpoint`], in `Endpoint::ALL` order.
     endpoint_metrics: Vec<RouteMetrics>,
@@ -90,6 +91,7 @@ impl Gateway {
             sessions: bff.sessions.clone(),
             limits: limits::Limits::new(&config.rate_limits, metrics.rate_limited.clone()),
             bff,
+            security_headers: response::SecurityHeaders::new(&config.response_headers),
             served_hosts: route::ServedHosts::new(config.server.public_origin.as_ref(), &routes),
             routes,
             anti_forgery: config.anti_forgery.clone(),
@@ -193,7 +195,7 @@ impl Gateway {
         ) {
             if let Err(e) = self.limits.admit(what, ip) {
                 ctx.error = Some(e.clone());
-                return respond::error(session, ctx, &e).await;
+                return respond::error(session, ctx, &self.security_headers, &e).await;
             }
         }
         let body = if endpoint == Endpoint::Backchannel {
@@ -201,7 +203,7 @@ impl Gateway {
                 Ok(body) => body,
                 Err(e) => {
                     ctx.error = Some(e.clone());
-                    return respond::error(session, ctx, &e).await;
+                    return respond::error(session, ctx, &self.security_headers, &e).await;
                 }
             }
         } else {
@@ -217,7 +219,7 @@ impl Gateway {
         if let crate::bff::Reply::Error { error, .. } = &reply {
             ctx.error = Some(error.clone());
         }
-        respond::reply(session, ctx, reply).await
+        respond::reply(session, ctx, &self.security_headers, reply).await
     }
 }
 
@@ -251,7 +253,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<bool> {
         if let Err(err) = self.check_host(session) {
-            respond::error(session, ctx, &err).await?;
+            respond::error(session, ctx, &self.security_headers, &err).await?;
             ctx.error = Some(err);
             return Ok(true);
         }
@@ -262,7 +264,7 @@ impl ProxyHttp for Gateway {
         match self.phases(session, ctx).await {
             Ok(()) => Ok(false),
             Err(err) => {
-                respond::error(session, ctx, &err).await?;
+                respond::error(session, ctx, &self.security_headers, &err).await?;
                 ctx.error = Some(err);
                 Ok(true)
             }
@@ -381,6 +383,7 @@ impl ProxyHttp for Gateway {
             ctx,
             &self.bff.cookie_names,
             &self.metrics.upstream_cookies_dropped,
+            &self.security_headers,
         )
     }
 
@@ -390,7 +393,7 @@ impl ProxyHttp for Gateway {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        rescue::fail_to_proxy(session, e, ctx).await
+        rescue::fail_to_proxy(session, e, ctx, &self.security_headers).await
     }
 
     fn suppress_error_log(&self, _session: &HttpSession, ctx: &RequestCtx, e: &Error) -> bool {

@@ -15,6 +15,7 @@ pub async fn fail_to_proxy(
     session: &mut HttpSession,
     e: &Error,
     ctx: &mut RequestCtx,
+    security: &super::response::SecurityHeaders,
 ) -> FailToProxy {
     let err = match ctx.error.take() {
         Some(err) => Some(err),
@@ -31,7 +32,7 @@ pub async fn fail_to_proxy(
     // Once the response header went out, the only honest signal left is closing the stream.
     let can_write = session.response_written().is_none();
     if can_write {
-        if let Err(write_err) = respond::error(session, ctx, &err).await {
+        if let Err(write_err) = respond::error(session, ctx, security, &err).await {
             tracing::debug!(error = %write_err, "could not send the error response");
         }
     }

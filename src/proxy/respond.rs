@@ -12,12 +12,14 @@ use crate::bff::Reply;
 use crate::error::GatewayError;
 
 use super::context::RequestCtx;
+use super::response::SecurityHeaders;
 
 /// Sends `body` as `content_type` on `resp` (which may carry its own `Set-Cookie`,
 /// `Location`, `Retry-After`), with the headers every local answer needs, and ends it.
 async fn send_with(
     session: &mut HttpSession,
     ctx: &RequestCtx,
+    security: &SecurityHeaders,
     mut resp: ResponseHeader,
     content_type: &str,
     body: Bytes,
@@ -28,6 +30,7 @@ async fn send_with(
     resp.insert_header("Content-Length", body.len())?;
     resp.insert_header("Cache-Control", "no-store")?;
     resp.insert_header("X-Content-Type-Options", "nosniff")?;
+    security.apply(&mut resp)?;
     resp.insert_header("X-Request-Id", ctx.request_id.as_str())?;
     // Keeps the connection when the rest of the body is small and quick; else it closes.
     super::body::settle(session).await;
@@ -41,7 +44,12 @@ async fn send_with(
 }
 
 /// Writes what a BFF endpoint answered.
-pub async fn reply(session: &mut HttpSession, ctx: &RequestCtx, reply: Reply) -> Result<()> {
+pub async fn reply(
+    session: &mut HttpSession,
+    ctx: &RequestCtx,
+    security: &SecurityHeaders,
+    reply: Reply,
+) -> Result<()> {
     match reply {
         Reply::Redirect { location, cookies } => {
             let mut resp = ResponseHeader::build(302, Some(8))?;
@@ -49,11 +57,11 @@ pub async fn reply(session: &mut HttpSession, ctx: &RequestCtx, reply: Reply) ->
             for c in cookies {
                 resp.append_header("Set-Cookie", c)?;
             }
-            send_with(session, ctx, resp, "", Bytes::new()).await
+            send_with(session, ctx, security, resp, "", Bytes::new()).await
         }
         Reply::Json { body } => {
             let resp = ResponseHeader::build(200, Some(6))?;
-            send_with(session, ctx, resp, "application/json", body).await
+            send_with(session, ctx, security, resp, "application/json", body).await
         }
         Reply::Error { error, cookies } => {
             let mut resp = error_head(&error)?;
@@ -61,7 +69,7 @@ pub async fn reply(session: &mut HttpSession, ctx: &RequestCtx, reply: Reply) ->
                 resp.append_header("Set-Cookie", c)?;
             }
             let (content_type, body) = render(session, ctx, &error);
-            send_with(session, ctx, resp, content_type, body).await
+            send_with(session, ctx, security, resp, content_type, body).await
         }
     }
 }
@@ -93,9 +101,14 @@ pub fn wants_html(session: &HttpSession) -> bool {
 }
 
 /// Renders `err` for this caller and sends it.
-pub async fn error(session: &mut HttpSession, ctx: &RequestCtx, err: &GatewayError) -> Result<()> {
+pub async fn error(
+    session: &mut HttpSession,
+    ctx: &RequestCtx,
+    security: &SecurityHeaders,
+    err: &GatewayError,
+) -> Result<()> {
     let (content_type, body) = render(session, ctx, err);
-    send_with(session, ctx, error_head(err)?, content_type, body).await
+    send_with(session, ctx, security, error_head(err)?, content_type, body).await
 }
 
 /// The status line of an error, and when to come back for one that passes by itself.

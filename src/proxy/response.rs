@@ -8,9 +8,16 @@
 //! cookie): a compromised or careless SPA or API could otherwise swap the user into another
 //! session (the attacker's) or plant a pending login. Such `Set-Cookie` lines are dropped,
 //! logged and counted.
+//!
+//! Every response the browser renders gets the security headers of `[response_headers]`
+//! (HSTS, nosniff, referrer policy, framing, CSP): the gateway's value replaces the upstream's
+//! unless `upstream_wins` names the header, so a careless upstream cannot weaken them.
 
+use http::{HeaderName, HeaderValue};
 use pingora::http::ResponseHeader;
 use pingora::Result;
+
+use crate::config::ResponseHeadersConfig;
 
 use super::context::RequestCtx;
 use super::names;
@@ -24,13 +31,49 @@ const HOP_BY_HOP: &[&str] = &[
     "trailer",
 ];
 
+/// The `[response_headers]`, parsed once.
+pub struct SecurityHeaders(Vec<(HeaderName, HeaderValue, bool)>);
+
+impl SecurityHeaders {
+    pub fn new(config: &ResponseHeadersConfig) -> Self {
+        SecurityHeaders(
+            config
+                .headers()
+                .into_iter()
+                .filter_map(|(name, value)| {
+                    let wins = config.upstream_wins.iter().any(|w| w == name);
+                    Some((
+                        HeaderName::from_static(name),
+                        HeaderValue::from_str(value).ok()?,
+                        wins,
+                    ))
+                })
+                .collect(),
+        )
+    }
+
+    pub fn apply(&self, resp: &mut ResponseHeader) -> Result<()> {
+        for (name, value, upstream_wins) in &self.0 {
+            if *upstream_wins && resp.headers.contains_key(name) {
+                continue;
+            }
+            resp.insert_header(name.clone(), value.clone())?;
+        }
+        Ok(())
+    }
+}
+
 pub fn filter(
     resp: &mut ResponseHeader,
     ctx: &RequestCtx,
     ours: &[String],
     refused: &prometheus::IntCounter,
+    security: &SecurityHeaders,
 ) -> Result<()> {
     strip_hop_by_hop(resp);
+    if resp.status != http::StatusCode::SWITCHING_PROTOCOLS {
+        security.apply(resp)?;
+    }
     let dropped = drop_cookies(resp, ours)?;
     if dropped > 0 {
         refused.inc_by(dropped);

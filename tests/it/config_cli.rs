@@ -389,3 +389,48 @@ fn login_settings_that_would_break_or_weaken_the_flow_are_refused() {
         "secrets are masked: {stdout}"
     );
 }
+
+#[test]
+fn response_headers_and_body_limits_are_checked_and_printed_reusably() {
+    let text = format!(
+        "[response_headers]\nframe_options = \"ALLOW-FROM https://x\"\nreferrer_policy = \"nope\"\n\
+         strict_transport_security = \"1 year\"\nupstream_wins = [\"Set-Cookie\"]\n{VALID}max_body = \"1 megabyte\"\n"
+    );
+    let out = check(&text, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    for expected in [
+        "response_headers.frame_options: \"ALLOW-FROM https://x\" is neither DENY nor SAMEORIGIN",
+        "response_headers.referrer_policy: \"nope\" is not a referrer policy",
+        "response_headers.strict_transport_security: \"1 year\" has no max-age=<seconds> directive",
+        "response_headers.upstream_wins[0]: \"Set-Cookie\" is not one of the headers this section sets",
+        "routes[0].max_body: \"1 megabyte\" has an unknown unit",
+    ] {
+        assert!(stderr.contains(expected), "{expected}\n{stderr}");
+    }
+
+    // A header turned off stays off, and a limit stays set, when `check`'s output is reused.
+    let text = format!("[response_headers]\nframe_options = \"\"\n{VALID}max_body = \"1MiB\"\n");
+    let out = check(&text, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert!(printed.contains("frame_options = \"\""), "{printed}");
+    assert!(
+        printed.contains("content_security_policy = \"\""),
+        "{printed}"
+    );
+    assert!(printed.contains("max_body = \"1048576B\""), "{printed}");
+    let again = check(&printed, &[]);
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(String::from_utf8(again.stdout).unwrap(), printed);
+}

@@ -262,3 +262,76 @@ async fn requests_for_hosts_the_gateway_does_not_serve_are_misdirected() {
         421
     );
 }
+
+#[tokio::test]
+async fn security_headers_reach_the_browser_and_upstreams_cannot_weaken_them() {
+    let spa = Upstream::start("spa").await;
+    let gw = GatewayConfig::new()
+        .server("public_origin = \"https://app.example.test\"")
+        .cluster("spa", &[spa.url()], "")
+        .route("/", "spa", "")
+        .start()
+        .await;
+    let get = |path: &'static str| {
+        client()
+            .get(gw.url(path))
+            .header("host", "app.example.test")
+            .send()
+    };
+    let defaults = [
+        ("strict-transport-security", "max-age=31536000"),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "strict-origin-when-cross-origin"),
+        ("x-frame-options", "DENY"),
+        ("content-security-policy", "frame-ancestors 'none'"),
+    ];
+    // On a proxied page (replacing the upstream's own weaker values) and on the gateway's own
+    // answers.
+    for (path, status) in [
+        ("/index.html", 200),
+        ("/own-headers", 200),
+        ("/a/..;/b", 400),
+    ] {
+        let r = get(path).await.unwrap();
+        assert_eq!(r.status(), status, "{path}");
+        for (name, value) in defaults {
+            assert_eq!(r.headers()[name], value, "{path}: {name}");
+        }
+    }
+
+    // Configured: the SPA's own CSP wins where it sends one; the rest is the gateway's.
+    let tuned = GatewayConfig::new()
+        .server("public_origin = \"https://app.example.test\"")
+        .toml(
+            "[response_headers]\nstrict_transport_security = \"max-age=63072000; includeSubDomains; preload\"\n\
+             frame_options = \"SAMEORIGIN\"\nreferrer_policy = \"no-referrer\"\n\
+             upstream_wins = [\"Content-Security-Policy\"]",
+        )
+        .cluster("spa", &[spa.url()], "")
+        .route("/", "spa", "")
+        .start()
+        .await;
+    let get = |path: &'static str| {
+        client()
+            .get(tuned.url(path))
+            .header("host", "app.example.test")
+            .send()
+    };
+    let own = get("/own-headers").await.unwrap();
+    let h = own.headers();
+    assert_eq!(
+        h["content-security-policy"],
+        "script-src 'self' 'nonce-abc'"
+    );
+    assert_eq!(h["x-frame-options"], "SAMEORIGIN");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    assert_eq!(
+        h["strict-transport-security"],
+        "max-age=63072000; includeSubDomains; preload"
+    );
+    let plain = get("/index.html").await.unwrap();
+    assert_eq!(
+        plain.headers()["content-security-policy"],
+        "frame-ancestors 'self'"
+    );
+}

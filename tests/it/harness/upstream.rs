@@ -6,6 +6,7 @@
 //! - `/upload`        counts the request body; `upload_started()` fires at the first chunk
 //! - `/big?bytes=N`   streams N bytes
 //! - `/hop`           answers with hop-by-hop headers that must not reach the client
+//! - `/own-headers`   a page with its own (weak) framing, CSP and referrer headers
 //! - `/ws`            WebSocket echo; `whoami` is answered with the handshake's Authorization
 //! - anything else    JSON echo: `{name, method, uri, headers}`
 
@@ -232,6 +233,17 @@ async fn handle(st: Arc<State>, mut req: Request<Incoming>) -> Result<Response<B
             .header("set-cookie", "app-theme=dark; Path=/")
             .body(
                 Full::new(Bytes::from_static(b"cookies"))
+                    .map_err(|e: Infallible| match e {})
+                    .boxed(),
+            )
+            .unwrap(),
+        "/own-headers" => Response::builder()
+            .header("content-type", "text/html")
+            .header("x-frame-options", "ALLOWALL")
+            .header("content-security-policy", "script-src 'self' 'nonce-abc'")
+            .header("referrer-policy", "unsafe-url")
+            .body(
+                Full::new(Bytes::from_static(b"<p>page</p>"))
                     .map_err(|e: Infallible| match e {})
                     .boxed(),
             )
