@@ -7,4 +7,6 @@ pub mod logout_token;
 pub mod provider;
 
 pub use self::discovery::{DiscoveryService, IdentityProvider};
-pub use self::provider::{GrantedToken, IdTokenError, LoginTokens, Provider, TokenError};
+pub use self::provider::{
+    same_authentication, GrantedToken, IdTokenError, LoginTokens, Provider, TokenError,
+};

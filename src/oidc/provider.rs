@@ -126,6 +126,36 @@ pub struct GrantedToken {
     pub lifetime: Option<u64>,
     /// The rotated refresh token, when the IdP rotates.
     pub refresh_token: Option<String>,
+    /// The ID token a refresh returned, signature, `iss`, `aud` and `exp` checked (the
+    /// comparison with the session's own is [`same_authentication`]), or why it is unusable.
+    pub id_token: Option<Result<VerifiedIdToken, String>>,
+}
+
+/// An ID token whose signature and standard claims were checked, with all its claims.
+pub struct VerifiedIdToken {
+    pub raw: String,
+    pub claims: serde_json::Map<String, serde_json::Value>,
+}
+
+/// OIDC Core 12.2: an ID token from a refresh must describe the same authentication as the
+/// session's: same `iss` and `sub`, and the same `auth_time` and `nonce` when it carries them.
+pub fn same_authentication(
+    original: &serde_json::Map<String, serde_json::Value>,
+    refreshed: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), String> {
+    for claim in ["iss", "sub"] {
+        if refreshed.get(claim).is_none() || original.get(claim) != refreshed.get(claim) {
+            return Err(format!("its {claim} differs from the session's"));
+        }
+    }
+    for claim in ["auth_time", "nonce"] {
+        if let (Some(new), Some(old)) = (refreshed.get(claim), original.get(claim)) {
+            if new != old {
+                return Err(format!("its {claim} differs from the session's"));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -353,7 +383,24 @@ impl Provider {
             request = request.add_extra_param(name, value);
         }
         let response = request.request_async(http).await.map_err(classify)?;
-        Ok(granted(&response))
+        let mut granted = granted(&response);
+        granted.id_token = response.id_token().map(|t| self.verify_refreshed(t));
+        Ok(granted)
+    }
+
+    /// Signature, `iss`, `aud`, `azp` and `exp` of an ID token from a refresh. The nonce is
+    /// compared with the session's by [`same_authentication`] (a refresh may omit it).
+    fn verify_refreshed(
+        &self,
+        id_token: &openidconnect::core::CoreIdToken,
+    ) -> Result<VerifiedIdToken, String> {
+        let verifier = self.client.id_token_verifier();
+        id_token
+            .claims(&verifier, |_: Option<&Nonce>| Ok(()))
+            .map_err(|e| e.to_string())?;
+        let raw = id_token.to_string();
+        let claims = payload(&raw).ok_or("its claims are unreadable")?;
+        Ok(VerifiedIdToken { raw, claims })
     }
 
     /// The client-credentials grant: a token of the gateway itself.
@@ -425,14 +472,8 @@ impl Provider {
             other => IdTokenError::Invalid(other.to_string()),
         })?;
         let raw = id_token.to_string();
-        // The signature is verified: the payload can be read as-is, keeping the claims the
-        // typed view drops (custom claims such as roles, `sid`).
-        let claims = raw
-            .split('.')
-            .nth(1)
-            .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
-            .and_then(|json| serde_json::from_slice(&json).ok())
-            .ok_or_else(|| IdTokenError::Invalid("unreadable claims".into()))?;
+        let claims =
+            payload(&raw).ok_or_else(|| IdTokenError::Invalid("unreadable claims".into()))?;
         Ok(LoginTokens {
             access_token: response.access_token().secret().clone(),
             refresh_token: response.refresh_token().map(|t| t.secret().clone()),
@@ -444,12 +485,20 @@ impl Provider {
     }
 }
 
+/// The claims of a JWT whose signature is already verified, read as-is: this keeps the claims
+/// the typed view drops (custom claims such as roles, `sid`).
+fn payload(jwt: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let part = jwt.split('.').nth(1)?;
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).ok()?).ok()
+}
+
 fn granted(response: &CoreTokenResponse) -> GrantedToken {
     GrantedToken {
         access_token: response.access_token().secret().clone(),
         expires_at: response.expires_in().map(|d| now() + d.as_secs()),
         lifetime: response.expires_in().map(|d| d.as_secs()),
         refresh_token: response.refresh_token().map(|t| t.secret().clone()),
+        id_token: None,
     }
 }
 
@@ -478,4 +527,38 @@ fn chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_authentication;
+
+    fn claims(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn a_refreshed_id_token_must_describe_the_same_sign_in() {
+        let original = claims(serde_json::json!({
+            "iss": "https://op", "sub": "alice", "auth_time": 100, "nonce": "n1", "name": "A"
+        }));
+        let same = |extra: serde_json::Value| {
+            let mut c = claims(serde_json::json!({"iss": "https://op", "sub": "alice"}));
+            c.extend(claims(extra));
+            same_authentication(&original, &c)
+        };
+        // New profile claims, no nonce (refreshes usually omit it): accepted.
+        assert_eq!(same(serde_json::json!({"name": "B"})), Ok(()));
+        assert_eq!(
+            same(serde_json::json!({"auth_time": 100, "nonce": "n1"})),
+            Ok(())
+        );
+        assert!(same(serde_json::json!({"sub": "mallory"})).is_err());
+        assert!(same(serde_json::json!({"iss": "https://other"})).is_err());
+        assert!(same(serde_json::json!({"auth_time": 200})).is_err());
+        assert!(same(serde_json::json!({"nonce": "n2"})).is_err());
+        let mut no_sub = claims(serde_json::json!({"iss": "https://op"}));
+        no_sub.insert("name".into(), "x".into());
+        assert!(same_authentication(&original, &no_sub).is_err());
+    }
 }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use crate::config::TokensConfig;
 use crate::error::GatewayError;
 use crate::metrics::TokenMetrics;
-use crate::oidc::{IdentityProvider, TokenError};
+use crate::oidc::{same_authentication, IdentityProvider, TokenError};
 use crate::session::{Current, Replaced, ResourceToken, SessionId, Sessions, StoreError, StoreKey};
 
 use super::{fresh_token, Target};
@@ -220,6 +220,21 @@ impl Refresher {
         let mut data = current.data.clone();
         if let Some(rotated) = granted.refresh_token {
             data.refresh_token = Some(rotated);
+        }
+        // OIDC Core 12.2: a new ID token replaces the session's claims (what `/bff/user`
+        // shows) only if it is valid and describes the same sign-in.
+        match granted
+            .id_token
+            .map(|t| t.and_then(|t| same_authentication(&data.claims, &t.claims).map(|()| t)))
+        {
+            Some(Ok(t)) => {
+                data.id_token = t.raw;
+                data.claims = t.claims;
+            }
+            Some(Err(why)) => {
+                tracing::warn!(reason = %why, "ignoring the ID token returned by a refresh");
+            }
+            None => {}
         }
         match key {
             None => {

@@ -52,6 +52,8 @@ const signing = env("OP_SIGNING_KEY_FILE", "")
   ? { keys: [{ ...createPrivateKey(readFileSync(env("OP_SIGNING_KEY_FILE", ""))).export({ format: "jwk" }), kid: env("OP_SIGNING_KEY_ID", "op-key"), alg: "RS256", use: "sig" }] }
   : undefined;
 
+// Display names changed by tests (GET /test/rename?sub=..&name=..), as a user edits a profile.
+const names = new Map();
 const provider = new Provider(issuer, {
   clients: [client],
   ...(signing ? { jwks: signing } : {}),
@@ -71,7 +73,7 @@ const provider = new Provider(issuer, {
     return {
       accountId: sub,
       async claims() {
-        return { sub, name: `Test ${sub}`, preferred_username: sub, email: `${sub}@example.test`, email_verified: true };
+        return { sub, name: names.get(sub) ?? `Test ${sub}`, preferred_username: sub, email: `${sub}@example.test`, email_verified: true };
       },
     };
   },
@@ -131,6 +133,12 @@ provider.on("grant.error", (ctx, err) => {
 });
 const callback = provider.callback();
 server.on("request", (req, res) => {
+  if (req.url.startsWith("/test/rename?")) {
+    const q = new URL(req.url, issuer).searchParams;
+    names.set(q.get("sub"), q.get("name"));
+    res.writeHead(204);
+    return res.end();
+  }
   if (req.url === "/test/grants") {
     res.writeHead(200, { "content-type": "application/json" });
     return res.end(JSON.stringify(grants));

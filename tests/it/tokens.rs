@@ -404,3 +404,31 @@ async fn websocket_handshakes_get_the_users_token_and_need_the_sites_origin() {
         "{anonymous:?}"
     );
 }
+
+/// OIDC Core 12.2: the ID token a refresh returns (checked: signature, issuer, audience, same
+/// subject) replaces the session's claims, so `/bff/user` follows profile changes.
+#[tokio::test]
+async fn an_id_token_from_a_refresh_updates_the_sessions_claims() {
+    let stack: Stack =
+        login::start_with_op(SHORT_TOKENS, &[], &[("OP_ACCESS_TOKEN_TTL", "3")]).await;
+    let gw = &stack.gw;
+    let mut ua = UserAgent::new();
+    first_token(&mut ua, gw, "carol").await;
+    let name = |page: &crate::harness::user_agent::Page| {
+        let claims: Value = serde_json::from_str(&page.body).unwrap();
+        login::claim(&claims, "name").cloned()
+    };
+    assert_eq!(
+        name(&login::user(&mut ua, gw).await),
+        Some("Test carol".into())
+    );
+
+    stack.idp.rename("carol", "Carol Renamed").await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(call(&mut ua, gw, "/api/after", &[]).await.status, 200);
+    assert_eq!(stack.idp.grants().await["issued"]["refresh_token"], 1);
+    let me = login::user(&mut ua, gw).await;
+    assert_eq!(name(&me), Some("Carol Renamed".into()), "{}", me.body);
+    let claims: Value = serde_json::from_str(&me.body).unwrap();
+    assert_eq!(login::claim(&claims, "sub"), Some(&Value::from("carol")));
+}

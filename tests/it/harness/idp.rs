@@ -63,6 +63,17 @@ impl Idp {
             .unwrap()
     }
 
+    /// Changes the display name (`name` claim) the OP gives `sub` from now on.
+    pub async fn rename(&self, sub: &str, name: &str) {
+        let r = super::client()
+            .get(format!("{}/test/rename", self.issuer))
+            .query(&[("sub", sub), ("name", name)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+    }
+
     /// Stops the OP now (an outage); its port stays known through `issuer`.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
