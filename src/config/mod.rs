@@ -358,6 +358,10 @@ pub struct OidcConfig {
     /// `kid` of the registered public key, sent in the assertion's header.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub private_key_id: Option<String>,
+    /// PEM certificate of `private_key`, as registered at the IdP: the assertion's header names
+    /// it by thumbprint (`x5t`, `x5t#S256`), which is how Microsoft Entra ID finds it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<Secret>,
     /// Scopes asked for at login (`openid` is always asked for).
     pub scopes: Vec<String>,
     /// Extra authorization request parameters (`audience`, `domain_hint`, ...).

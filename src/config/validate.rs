@@ -508,6 +508,16 @@ fn oidc(o: &Section<'_, '_>) -> Option<OidcConfig> {
     let client_secret = o.secret("client_secret", "client_secret_file");
     let private_key = o.secret("private_key", "private_key_file");
     let private_key_id = o.string("private_key_id");
+    let certificate = o.secret("certificate", "certificate_file");
+    if let Some(cert) = &certificate {
+        if let Err(e) = crate::oidc::assertion::thumbprints(cert.expose()) {
+            o.issue(
+                "certificate",
+                e,
+                "give the certificate registered at the IdP, in PEM (the .pem/.crt you uploaded)",
+            );
+        }
+    }
     let scopes = o.strings("scopes").unwrap_or_else(|| {
         ["openid", "profile", "email", "offline_access"]
             .map(String::from)
@@ -655,6 +665,13 @@ fn oidc(o: &Section<'_, '_>) -> Option<OidcConfig> {
                     "remove it, or set client_auth = \"private_key_jwt\"",
                 );
             }
+            if certificate.is_some() {
+                o.issue(
+                    "certificate_file",
+                    "is only used with client_auth = \"private_key_jwt\"",
+                    "remove it, or set client_auth = \"private_key_jwt\"",
+                );
+            }
         }
     }
     Some(OidcConfig {
@@ -664,6 +681,7 @@ fn oidc(o: &Section<'_, '_>) -> Option<OidcConfig> {
         client_secret,
         private_key,
         private_key_id,
+        certificate,
         scopes,
         authorize_params,
         callback_path,

@@ -2,18 +2,19 @@
 //! secret, each token request carries a short-lived JWT signed with the gateway's private key,
 //! whose public half is registered at the IdP. Microsoft Entra ID recommends it over secrets.
 //!
-//! RS256 only: it is the one algorithm every IdP accepts for client assertions. Built on the
-//! `rsa`/`sha2` crates openidconnect already uses, so no second crypto stack is compiled.
+//! RS256 only: it is the one algorithm every IdP accepts for client assertions. Signed by
+//! `jsonwebtoken`. With a certificate configured, the header names it by thumbprint (`x5t`,
+//! `x5t#S256`): Microsoft Entra ID identifies certificate credentials that way, not by `kid`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rand::RngCore;
 use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::pkcs8::DecodePrivateKey;
-use rsa::{Pkcs1v15Sign, RsaPrivateKey};
-use sha2::{Digest, Sha256};
+use rsa::RsaPrivateKey;
 
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -21,8 +22,8 @@ pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jw
 const LIFETIME_SECS: u64 = 60;
 
 pub struct ClientAssertion {
-    key: RsaPrivateKey,
-    key_id: Option<String>,
+    key: EncodingKey,
+    header: Header,
     client_id: String,
 }
 
@@ -38,11 +39,40 @@ pub fn parse_key(pem: &str) -> Result<RsaPrivateKey, String> {
     Ok(key)
 }
 
+/// The certificate's thumbprints as JOSE headers name them: (`x5t`, SHA-1; `x5t#S256`,
+/// SHA-256), each base64url of the digest of the DER certificate.
+pub fn thumbprints(certificate_pem: &str) -> Result<(String, String), String> {
+    let cert = pem::parse(certificate_pem)
+        .ok()
+        .filter(|p| p.tag() == "CERTIFICATE")
+        .ok_or("is not a certificate in PEM (-----BEGIN CERTIFICATE-----)")?;
+    let digest = |alg| URL_SAFE_NO_PAD.encode(ring::digest::digest(alg, cert.contents()));
+    Ok((
+        digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY),
+        digest(&ring::digest::SHA256),
+    ))
+}
+
 impl ClientAssertion {
-    pub fn new(pem: &str, key_id: Option<String>, client_id: String) -> Result<Self, String> {
+    pub fn new(
+        pem: &str,
+        key_id: Option<String>,
+        certificate: Option<&str>,
+        client_id: String,
+    ) -> Result<Self, String> {
+        parse_key(pem)?;
+        let key = EncodingKey::from_rsa_pem(pem.as_bytes())
+            .map_err(|e| format!("cannot be used for RS256: {e}"))?;
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = key_id;
+        if let Some(cert) = certificate {
+            let (x5t, x5t_s256) = thumbprints(cert)?;
+            header.x5t = Some(x5t);
+            header.x5t_s256 = Some(x5t_s256);
+        }
         Ok(ClientAssertion {
-            key: parse_key(pem)?,
-            key_id,
+            key,
+            header,
             client_id,
         })
     }
@@ -54,10 +84,6 @@ impl ClientAssertion {
             .map_or(0, |d| d.as_secs());
         let mut jti = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut jti);
-        let mut header = serde_json::json!({ "alg": "RS256", "typ": "JWT" });
-        if let Some(kid) = &self.key_id {
-            header["kid"] = kid.as_str().into();
-        }
         let claims = serde_json::json!({
             "iss": self.client_id,
             "sub": self.client_id,
@@ -66,20 +92,8 @@ impl ClientAssertion {
             "iat": now,
             "exp": now + LIFETIME_SECS,
         });
-        let signing_input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
-        let digest = Sha256::digest(signing_input.as_bytes());
-        let signature = self
-            .key
-            .sign(Pkcs1v15Sign::new::<Sha256>(), &digest)
-            .map_err(|e| format!("cannot sign the client assertion: {e}"))?;
-        Ok(format!(
-            "{signing_input}.{}",
-            URL_SAFE_NO_PAD.encode(signature)
-        ))
+        jsonwebtoken::encode(&self.header, &claims, &self.key)
+            .map_err(|e| format!("cannot sign the client assertion: {e}"))
     }
 }
 
@@ -87,13 +101,15 @@ impl ClientAssertion {
 mod tests {
     use super::*;
     use rsa::pkcs8::EncodePrivateKey;
-    use rsa::RsaPublicKey;
+    use rsa::{Pkcs1v15Sign, RsaPublicKey};
+    use sha2::{Digest, Sha256};
 
     #[test]
     fn assertions_verify_with_the_public_key_and_name_the_client() {
         let key = RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).unwrap();
         let pem = key.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).unwrap();
-        let signer = ClientAssertion::new(&pem, Some("k1".into()), "portcullis".into()).unwrap();
+        let signer =
+            ClientAssertion::new(&pem, Some("k1".into()), None, "portcullis".into()).unwrap();
         let jwt = signer.sign("https://idp.example/token").unwrap();
         let parts: Vec<&str> = jwt.split('.').collect();
         assert_eq!(parts.len(), 3);
@@ -101,6 +117,7 @@ mod tests {
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
         assert_eq!(header["alg"], "RS256");
         assert_eq!(header["kid"], "k1");
+        assert!(header.get("x5t").is_none());
         let claims: serde_json::Value =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
         assert_eq!(claims["iss"], "portcullis");
@@ -117,6 +134,39 @@ mod tests {
         // Each assertion is single-use at the IdP: ids never repeat.
         let again = signer.sign("https://idp.example/token").unwrap();
         assert_ne!(again.split('.').nth(1), Some(parts[1]));
+    }
+
+    /// PEM-armoured bytes labelled as a certificate: a thumbprint is the digest of whatever DER
+    /// the armour holds (tests/it/login.rs checks one against `openssl x509 -fingerprint`).
+    const CERT: &str = "-----BEGIN CERTIFICATE-----
+MIIBMjCB2aADAgECAhQf1tQ9a5uT3pK2yLxY8n9gq7Vw6DAKBggqhkjOPQQDAjAP
+MQ0wCwYDVQQDDARUZXN0MB4XDTI2MDEwMTAwMDAwMFoXDTM2MDEwMTAwMDAwMFow
+DzENMAsGA1UEAwwEVGVzdDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABJ0VtH1T
+-----END CERTIFICATE-----
+";
+
+    #[test]
+    fn a_certificate_is_named_by_its_thumbprints() {
+        let der = pem::parse(CERT).unwrap().contents().to_vec();
+        let (x5t, x5t_s256) = thumbprints(CERT).unwrap();
+        assert_eq!(
+            URL_SAFE_NO_PAD.decode(&x5t_s256).unwrap(),
+            Sha256::digest(&der).to_vec()
+        );
+        assert_eq!(URL_SAFE_NO_PAD.decode(&x5t).unwrap().len(), 20);
+        let key = RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).unwrap();
+        let pem = key.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).unwrap();
+        let signer = ClientAssertion::new(&pem, None, Some(CERT), "c".into()).unwrap();
+        let jwt = signer.sign("https://idp.example/token").unwrap();
+        let header: serde_json::Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(jwt.split('.').next().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(header["x5t#S256"], x5t_s256);
+        assert_eq!(header["x5t"], x5t);
+        assert!(thumbprints(&pem).is_err(), "a key is not a certificate");
     }
 
     #[test]

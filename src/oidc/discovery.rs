@@ -51,6 +51,7 @@ impl IdentityProvider {
                 ClientAssertion::new(
                     key.expose(),
                     oidc.private_key_id.clone(),
+                    oidc.certificate.as_ref().map(|c| c.expose()),
                     oidc.client_id.clone(),
                 )
                 .map_err(|e| format!("oidc.private_key: {e}"))?,

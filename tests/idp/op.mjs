@@ -126,6 +126,9 @@ provider.on("refresh_token.destroyed", () => { grants.refresh_tokens_destroyed +
 provider.on("grant.success", (ctx) => {
   const type = ctx.oidc.params.grant_type;
   grants.issued[type] = (grants.issued[type] ?? 0) + 1;
+  // The JOSE header of the last private_key_jwt client assertion (kid, x5t, x5t#S256).
+  const assertion = ctx.oidc.params.client_assertion;
+  if (assertion) grants.last_assertion_header = JSON.parse(Buffer.from(assertion.split(".")[0], "base64url"));
 });
 provider.on("grant.error", (ctx, err) => {
   const key = `${ctx.oidc.params?.grant_type}:${err.error}`;

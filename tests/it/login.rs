@@ -532,6 +532,53 @@ async fn private_key_jwt_logs_in_without_a_shared_secret() {
     let (key, public) = (dir.join("client-key.pem"), dir.join("client-pub.pem"));
     jwt::rsa_key(&key);
     jwt::public_key(&key, &public);
+    // The certificate Entra would hold for this key, and its SHA-256 thumbprint as openssl
+    // prints it (hex with colons), in the base64url form of `x5t#S256`.
+    let cert = dir.join("client-cert.pem");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-key",
+        key.to_str().unwrap(),
+        "-days",
+        "1",
+        "-subj",
+        "/CN=portcullis",
+        "-out",
+        cert.to_str().unwrap(),
+    ]);
+    let fingerprint = run(&[
+        "x509",
+        "-in",
+        cert.to_str().unwrap(),
+        "-noout",
+        "-fingerprint",
+        "-sha256",
+    ]);
+    let hex = fingerprint
+        .trim()
+        .rsplit('=')
+        .next()
+        .unwrap()
+        .replace(':', "");
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    use base64::Engine;
+    let x5t_s256 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     let port = free_port();
     let idp = Idp::start(
         &[format!("http://127.0.0.1:{port}/signin-oidc")],
@@ -546,9 +593,10 @@ async fn private_key_jwt_logs_in_without_a_shared_secret() {
         .server(&format!("public_origin = \"http://127.0.0.1:{port}\""))
         .toml(&format!(
             "[oidc]\nissuer = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_auth = \"private_key_jwt\"\n\
-             private_key_file = \"{}\"\nprivate_key_id = \"portcullis-test\"\n",
+             private_key_file = \"{}\"\nprivate_key_id = \"portcullis-test\"\ncertificate_file = \"{}\"\n",
             idp.issuer,
-            key.display()
+            key.display(),
+            cert.display()
         ))
         .cluster("spa", &[spa.url()], "")
         .route("/", "spa", "")
@@ -560,6 +608,11 @@ async fn private_key_jwt_logs_in_without_a_shared_secret() {
     assert_eq!(back.status, 302, "{}", back.body);
     let me = login::user(&mut ua, &gw).await;
     assert_eq!(me.status, 200, "{}", me.body);
+    let header = &idp.grants().await["last_assertion_header"];
+    assert_eq!(header["alg"], "RS256");
+    assert_eq!(header["kid"], "portcullis-test");
+    assert_eq!(header["x5t#S256"], x5t_s256.as_str(), "{header}");
+    assert!(header["x5t"].is_string(), "{header}");
     let _ = std::fs::remove_dir_all(dir);
 }
 
