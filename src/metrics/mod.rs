@@ -28,6 +28,8 @@ pub struct Metrics {
     pub upstream_cookies_dropped: IntCounter,
     /// Requests refused by `rate_limits`, by `limit`.
     pub rate_limited: IntCounterVec,
+    /// Upgraded connections (WebSockets) closed because their session ended.
+    pub tunnels_closed: IntCounter,
     pub tokens: TokenMetrics,
     pub sessions: SessionMetrics,
 }
@@ -112,6 +114,11 @@ impl Metrics {
             &["limit"],
         )?;
         registry.register(Box::new(rate_limited.clone()))?;
+        let tunnels_closed = IntCounter::new(
+            "session_tunnels_closed_total",
+            "WebSockets (upgraded connections) closed because the session they were opened with ended.",
+        )?;
+        registry.register(Box::new(tunnels_closed.clone()))?;
         let build = IntGaugeVec::new(
             Opts::new(
                 "build_info",
@@ -210,6 +217,7 @@ impl Metrics {
             ready,
             upstream_cookies_dropped,
             rate_limited,
+            tunnels_closed,
             tokens,
             sessions,
         })

@@ -28,6 +28,9 @@ pub struct RequestCtx {
     /// What the upstream gets as `Authorization` on a token route (decided in
     /// `request_filter`, set in `upstream_request_filter`).
     pub authorization: Option<http::HeaderValue>,
+    /// Set for an upgrade request with a session: the handle that closes it when the session
+    /// ends (registered while this lives).
+    pub tunnel: Option<Arc<super::tunnels::Tunnel>>,
     /// Request body bytes forwarded so far (counted only on routes with `max_body`).
     pub body_bytes: u64,
     /// Set when a phase decided the answer; `fail_to_proxy` renders it.
@@ -46,6 +49,7 @@ impl Default for RequestCtx {
             connect_attempts: 0,
             session: None,
             authorization: None,
+            tunnel: None,
             body_bytes: 0,
             error: None,
         }

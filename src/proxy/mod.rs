@@ -29,6 +29,7 @@ mod respond;
 mod response;
 mod route;
 mod session;
+mod tunnels;
 mod upstream;
 
 use std::sync::Arc;
@@ -69,6 +70,7 @@ pub struct Gateway {
     /// Set with `server.public_origin`: requests for other hosts get 421.
     served_hosts: Option<route::ServedHosts>,
     security_headers: response::SecurityHeaders,
+    tunnels: Arc<tunnels::Tunnels>,
     tokens: Arc<Tokens>,
     /// One per [`Endpoint`], in `Endpoint::ALL` order.
     endpoint_metrics: Vec<RouteMetrics>,
@@ -89,9 +91,11 @@ impl Gateway {
                 .map(|e| metrics.route(e.name(), "-"))
                 .collect(),
             sessions: bff.sessions.clone(),
+            tunnels: tunnels::Tunnels::new(bff.sessions.clone(), metrics.tunnels_closed.clone()),
             limits: limits::Limits::new(&config.rate_limits, metrics.rate_limited.clone()),
             bff,
             security_headers: response::SecurityHeaders::new(&config.response_headers),
+
             served_hosts: route::ServedHosts::new(config.server.public_origin.as_ref(), &routes),
             routes,
             anti_forgery: config.anti_forgery.clone(),
@@ -294,7 +298,7 @@ impl ProxyHttp for Gateway {
         session: &mut HttpSession,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        upstream::peer(session, ctx)
+        upstream::peer(session, ctx, &self.tunnels)
     }
 
     fn fail_to_connect(

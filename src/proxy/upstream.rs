@@ -4,16 +4,23 @@ use pingora::proxy::Session as HttpSession;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType};
 
+use std::sync::Arc;
+
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
 
 use super::context::RequestCtx;
+use super::tunnels::Tunnels;
 
 /// At most this many connect attempts per request, each to a different destination when the
 /// cluster has more than one.
 const MAX_CONNECT_ATTEMPTS: u8 = 3;
 
-pub fn peer(session: &mut HttpSession, ctx: &mut RequestCtx) -> pingora::Result<Box<HttpPeer>> {
+pub fn peer(
+    session: &mut HttpSession,
+    ctx: &mut RequestCtx,
+    tunnels: &Arc<Tunnels>,
+) -> pingora::Result<Box<HttpPeer>> {
     let Some(route) = ctx.route.clone() else {
         ctx.error = Some(GatewayError::Internal);
         return Error::e_explain(ErrorType::InternalError, "upstream_peer without a route");
@@ -37,6 +44,10 @@ pub fn peer(session: &mut HttpSession, ctx: &mut RequestCtx) -> pingora::Result<
         // agreed (`response_filter`, on 101), so that a client merely claiming an upgrade
         // cannot stall a request for an hour.
         peer.options.read_timeout = Some(cluster.config.upgrade_idle_timeout);
+        // A tunnel opened with a session is closed when the session ends.
+        if let Some(current) = &ctx.session {
+            ctx.tunnel = Some(tunnels.open(&current.key, &mut peer));
+        }
     }
     ctx.backend = Some(backend);
     Ok(peer)

@@ -18,7 +18,7 @@
 //! copy is dropped again if an invalidation of that key, or a flush, came in between.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use quick_cache::sync::Cache;
@@ -110,6 +110,17 @@ impl Lifecycle<StoreKey, Arc<Entry>> for Evictions {
 
 type Map = Cache<StoreKey, Arc<Entry>, UnitWeighter, DefaultHashBuilder, Evictions>;
 
+/// What a [`Listener`] hears: one session changed or ended, or copies were dropped without
+/// knowing which sessions changed (a lost connection, a lagging listener).
+pub enum Change<'a> {
+    Key(&'a StoreKey),
+    Unknown,
+}
+
+/// Told of every change the cache learns of, whether or not it held a copy (long-lived
+/// connections opened with a session use it to notice the session ending).
+pub type Listener = Box<dyn Fn(Change<'_>) + Send + Sync>;
+
 pub struct SessionCache {
     /// `None` when `session.cache_size = 0`: every lookup reads the store.
     map: Option<Map>,
@@ -118,6 +129,7 @@ pub struct SessionCache {
     generation: AtomicU64,
     max_age: Duration,
     metrics: SessionMetrics,
+    listener: OnceLock<Listener>,
 }
 
 impl SessionCache {
@@ -139,6 +151,18 @@ impl SessionCache {
             generation: AtomicU64::new(u64::from(tracked)),
             max_age,
             metrics,
+            listener: OnceLock::new(),
+        }
+    }
+
+    /// Sets the one listener; `false` when there is one already.
+    pub fn listen(&self, listener: Listener) -> bool {
+        self.listener.set(listener).is_ok()
+    }
+
+    fn tell(&self, change: Change<'_>) {
+        if let Some(listener) = self.listener.get() {
+            listener(change);
         }
     }
 
@@ -195,6 +219,7 @@ impl SessionCache {
     /// The session under `key` changed or ended (here, or reported by the store).
     pub fn invalidate(&self, key: &StoreKey) {
         self.stripe(key).fetch_add(1, Ordering::SeqCst);
+        self.tell(Change::Key(key));
         if let Some(map) = &self.map {
             if map.remove(key).is_some() {
                 self.metrics
@@ -219,6 +244,7 @@ impl SessionCache {
     }
 
     fn flush_where(&self, drop: impl Fn(&Entry) -> bool) {
+        self.tell(Change::Unknown);
         let Some(map) = &self.map else { return };
         let before = map.len();
         map.retain(|_, e| !drop(e));

@@ -366,6 +366,21 @@ impl Sessions {
         deleted
     }
 
+    /// Registers the one listener for session changes (see [`cache::Listener`]).
+    pub fn on_change(&self, listener: super::cache::Listener) -> bool {
+        self.cache.listen(listener)
+    }
+
+    /// Whether the store still holds the session under `key` within its absolute timeout,
+    /// read from the store (its answer may be what a change notice was about).
+    pub async fn is_live(&self, key: &StoreKey) -> Result<bool, StoreError> {
+        Ok(self
+            .store()?
+            .fetch(key)
+            .await?
+            .is_some_and(|f| f.session.expires_at.saturating_mul(1000) > unix_millis()))
+    }
+
     /// Best effort, for sessions that are dead anyway (expired, unreadable).
     async fn remove(&self, key: &StoreKey) {
         if let Err(e) = self.delete_key(key).await {

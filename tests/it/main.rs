@@ -30,3 +30,4 @@ mod shutdown;
 mod streaming;
 mod tls;
 mod tokens;
+mod websockets;
