@@ -118,3 +118,59 @@ mod tests {
         assert!(check(Some(&format!("/{}", "a".repeat(MAX_LEN - 1)))).is_ok());
     }
 }
+
+/// Property tests: `returnUrl` is attacker-chosen; what passes must stay on our origin under
+/// the WHATWG URL rules browsers follow (the `url` crate implements them), however many times
+/// something on the way decodes it.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Characters that make URLs leave the origin, in every spelling.
+    fn hostile() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop_oneof![
+                Just("/".to_string()),
+                Just("\\".to_string()),
+                Just("%2f".to_string()),
+                Just("%2F".to_string()),
+                Just("%5c".to_string()),
+                Just("%25".to_string()),
+                Just("%09".to_string()),
+                Just("\t".to_string()),
+                Just(":".to_string()),
+                Just("@".to_string()),
+                Just(".".to_string()),
+                Just("?".to_string()),
+                Just("#".to_string()),
+                Just("evil.example".to_string()),
+                Just("https:".to_string()),
+                "[ -~]{0,3}",
+            ],
+            0..12,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn accepted_return_urls_stay_on_the_origin(raw in hostile()) {
+            let base = url::Url::parse("https://app.example.com/").map_err(|e| TestCaseError::fail(e.to_string()))?;
+            if let Ok(accepted) = check(Some(&raw)) {
+                // Accepted values come back as they were sent.
+                prop_assert!(accepted == raw || (raw.is_empty() && accepted == "/"));
+                let mut form = accepted.clone();
+                for _ in 0..4 {
+                    let joined = base.join(&form);
+                    prop_assert!(
+                        joined.as_ref().is_ok_and(|u| u.origin() == base.origin()),
+                        "{raw:?} leaves the origin as {form:?}: {joined:?}"
+                    );
+                    form = percent_decode(&form);
+                }
+            }
+        }
+    }
+}

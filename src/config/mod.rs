@@ -7,6 +7,8 @@
 
 mod duration;
 pub mod net;
+#[cfg(test)]
+mod props;
 mod reader;
 mod size;
 pub mod source;

@@ -179,3 +179,54 @@ mod tests {
         assert_eq!(strip_port("[::1]:8080"), "[::1]");
     }
 }
+
+/// Property tests: the path decides the route, so any path the check lets through must mean
+/// the same resource to a URL parser that resolves dot-segments.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn segment() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop_oneof![
+                Just(".".to_string()),
+                Just("..".to_string()),
+                Just("%2e".to_string()),
+                Just("%2E".to_string()),
+                Just("%25".to_string()),
+                Just("%2f".to_string()),
+                Just(";".to_string()),
+                Just(";x=1".to_string()),
+                Just("%3b".to_string()),
+                "[a-z0-9%.;_~-]{0,4}",
+            ],
+            0..4,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn accepted_paths_are_not_resolved_away(segments in prop::collection::vec(segment(), 1..6)) {
+            let path = format!("/{}", segments.join("/"));
+            if !is_ambiguous(&path) {
+                // As a request target: the path after the authority (`//x` is a path here).
+                let parsed = url::Url::parse(&format!("http://gateway.test{path}"))
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                // No dot-segment was resolved: as many segments as were sent.
+                prop_assert_eq!(
+                    parsed.path_segments().map_or(0, Iterator::count),
+                    segments.len(),
+                    "{} became {}", path, parsed.path()
+                );
+            }
+        }
+
+        #[test]
+        fn any_path_is_judged_without_panicking(path in "[ -~]{0,80}") {
+            let _ = is_ambiguous(&path);
+        }
+    }
+}

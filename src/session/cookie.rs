@@ -149,3 +149,78 @@ mod tests {
         assert!(!super::set("portcullis", &id, false).contains("Secure"));
     }
 }
+
+/// Property tests: the Cookie header is the browser's (or an attacker's) to write.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const NAME: &str = "__Host-portcullis";
+
+    /// Cookie pairs as hostile clients write them: any visible ASCII, spaces, `;` and `=`,
+    /// and names that resemble ours.
+    fn pair() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[ -~]{0,40}",
+            (
+                "(__Host-portcullis|__host-portcullis|__Host-portcullis-login|x)",
+                "[ -~]{0,60}"
+            )
+                .prop_map(|(k, v)| format!("{k}={v}")),
+        ]
+    }
+
+    fn header_of(pairs: &[String]) -> Option<HeaderMap> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::COOKIE,
+            HeaderValue::from_str(&pairs.join("; ")).ok()?,
+        );
+        Some(headers)
+    }
+
+    proptest! {
+        /// Whatever the header holds: no panic, and a found id is a well-formed id that the
+        /// header carried under exactly our name.
+        #[test]
+        fn any_cookie_header_yields_only_our_well_formed_ids(pairs in prop::collection::vec(pair(), 0..8)) {
+            let Some(headers) = header_of(&pairs) else { return Ok(()) };
+            if let Some(id) = session_id(&headers, NAME) {
+                prop_assert_eq!(SessionId::parse(id.as_str()), Some(id.clone()));
+                let wanted = format!("{NAME}={}", id.as_str());
+                prop_assert!(pairs.iter().any(|p| p.trim() == wanted));
+            }
+            // What goes upstream never names our cookies, and keeps every other pair.
+            let ours = [NAME, "__Host-portcullis-login"];
+            let kept = without(&headers, &ours);
+            let kept = kept.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("");
+            for p in kept.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+                prop_assert!(!ours.contains(&p.split_once('=').map_or(p, |(k, _)| k)));
+            }
+        }
+
+        /// A real session id among any other cookies is found, whatever surrounds it.
+        #[test]
+        fn a_real_id_is_found_among_any_other_cookies(
+            before in prop::collection::vec("[a-z]{1,8}=[!-:<-~]{0,20}", 0..5),
+            after in prop::collection::vec("[a-z]{1,8}=[!-:<-~]{0,20}", 0..5),
+        ) {
+            let id = SessionId::generate();
+            let mut pairs = before;
+            pairs.push(format!("{NAME}={}", id.as_str()));
+            pairs.extend(after);
+            let headers = header_of(&pairs).ok_or(TestCaseError::reject("not a header value"))?;
+            prop_assert_eq!(session_id(&headers, NAME), Some(id));
+        }
+
+        #[test]
+        fn session_ids_parse_only_what_generate_makes(s in "[ -~]{0,60}") {
+            if let Some(id) = SessionId::parse(&s) {
+                prop_assert_eq!(id.as_str(), s.as_str());
+                prop_assert_eq!(s.len(), SessionId::generate().as_str().len());
+            }
+        }
+    }
+}

@@ -813,3 +813,50 @@ mod tests {
         assert!(RedisOptions::from_stackexchange("h:1,proxy=twemproxy", false).is_err());
     }
 }
+
+/// Property tests: connection strings are pasted from portals; bad ones are errors, not panics,
+/// and good ones mean what they say.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_connection_string_is_read_or_refused(s in "[ -~]{0,80}", cluster in any::<bool>()) {
+            let _ = RedisOptions::from_stackexchange(&s, cluster);
+        }
+
+        #[test]
+        fn hosts_ports_and_options_round_trip(
+            hosts in prop::collection::vec(("[a-z][a-z0-9-]{0,10}(\\.[a-z]{2,5})?", prop::option::of(1u16..)), 1..4),
+            password in prop::option::of("[!-+\\--~]{1,20}"),
+            ssl in any::<bool>(),
+        ) {
+            let mut parts: Vec<String> = hosts
+                .iter()
+                .map(|(h, p)| p.map_or(h.clone(), |p| format!("{h}:{p}")))
+                .collect();
+            if let Some(pw) = &password {
+                parts.push(format!("password={pw}"));
+            }
+            parts.push(format!("ssl={}", if ssl { "True" } else { "False" }));
+            parts.push("abortConnect=False".into());
+            let o = RedisOptions::from_stackexchange(&parts.join(","), false)
+                .map_err(TestCaseError::fail)?;
+            let default = if ssl { 6380 } else { 6379 };
+            let expected: Vec<(String, u16)> = hosts
+                .iter()
+                .map(|(h, p)| (h.clone(), p.unwrap_or(default)))
+                .collect();
+            match &o.endpoint {
+                Endpoint::Standalone(h, p) => prop_assert_eq!(vec![(h.clone(), *p)], expected),
+                Endpoint::Cluster(nodes) => prop_assert_eq!(nodes.clone(), expected),
+                Endpoint::Url(_) => prop_assert!(false, "a connection string became a URL"),
+            }
+            prop_assert_eq!(o.password, password);
+            prop_assert_eq!(o.tls, ssl);
+        }
+    }
+}
