@@ -18,6 +18,8 @@ pub enum LoginFailure {
     MissingCode,
     /// The IdP refused to exchange the code (expired or already used).
     CodeRejected,
+    /// A step-up login came back without one of the `acr` values it asked for.
+    StepUpNotDone,
 }
 
 /// Why a request was not proxied, as the client will be told.
@@ -62,6 +64,13 @@ pub enum GatewayError {
     SessionStoreUnavailable,
     /// The IdP refused a token for this route's API (its resource or scopes) to this session.
     TokenNotGranted,
+    /// The signed-in user does not satisfy one of the route's `require` rules (named by claim
+    /// and condition kind, never the user's values).
+    InsufficientClaims { rule: String },
+    /// The route needs a stronger sign-in (`acr_values`); `login_url` starts it.
+    StepUpRequired { login_url: String },
+    /// `[authorization] require` refused this user at login; no session was made.
+    LoginRefused { rule: String },
     /// This client sent more of these requests than `rate_limits` allows; try after the window.
     RateLimited { retry_after: u32 },
     /// The `Host` is neither `server.public_origin`'s nor a route's: the request was meant for
@@ -96,6 +105,8 @@ impl GatewayError {
             GatewayError::UpstreamTimeout { .. } => 504,
             GatewayError::RateLimited { .. } => 429,
             GatewayError::MisdirectedRequest => 421,
+            GatewayError::InsufficientClaims { .. } | GatewayError::LoginRefused { .. } => 403,
+            GatewayError::StepUpRequired { .. } => 401,
             GatewayError::PayloadTooLarge { .. } => 413,
             GatewayError::RequestTimeout => 408,
             GatewayError::Internal => 500,
@@ -137,6 +148,9 @@ impl GatewayError {
             GatewayError::TokenNotGranted => "token-not-granted",
             GatewayError::RateLimited { .. } => "rate-limited",
             GatewayError::MisdirectedRequest => "misdirected-request",
+            GatewayError::InsufficientClaims { .. } => "insufficient-claims",
+            GatewayError::StepUpRequired { .. } => "step-up-required",
+            GatewayError::LoginRefused { .. } => "login-refused",
             GatewayError::PayloadTooLarge { .. } => "payload-too-large",
             GatewayError::RequestTimeout => "request-timeout",
             GatewayError::Internal => "internal",
@@ -169,9 +183,20 @@ impl GatewayError {
             GatewayError::TokenNotGranted => "Access not granted",
             GatewayError::RateLimited { .. } => "Too many requests",
             GatewayError::MisdirectedRequest => "Misdirected request",
+            GatewayError::InsufficientClaims { .. } => "Access denied",
+            GatewayError::StepUpRequired { .. } => "Stronger sign-in required",
+            GatewayError::LoginRefused { .. } => "Sign-in not allowed",
             GatewayError::PayloadTooLarge { .. } => "Request body too large",
             GatewayError::RequestTimeout => "Request timeout",
             GatewayError::Internal => "Internal error",
+        }
+    }
+
+    /// Where to sign in to get past this error, for problem bodies (`login_url`).
+    pub fn login_url(&self) -> Option<&str> {
+        match self {
+            GatewayError::StepUpRequired { login_url } => Some(login_url),
+            _ => None,
         }
     }
 
@@ -235,6 +260,10 @@ impl GatewayError {
                     "The identity provider refused to complete this sign-in. Start the sign-in again."
                         .into()
                 }
+                LoginFailure::StepUpNotDone => {
+                    "The identity provider did not confirm the stronger sign-in this page needs."
+                        .into()
+                }
             },
             GatewayError::Unauthenticated => {
                 "Sign in first (GET /bff/login), then repeat the call.".into()
@@ -258,6 +287,15 @@ impl GatewayError {
             GatewayError::MisdirectedRequest => {
                 "This server does not serve the host named in the request.".into()
             }
+            GatewayError::InsufficientClaims { rule } => {
+                format!("Your account does not meet this API's requirement on the claim {rule}.")
+            }
+            GatewayError::StepUpRequired { .. } => {
+                "This API needs a stronger sign-in. Sign in again through login_url.".into()
+            }
+            GatewayError::LoginRefused { rule } => format!(
+                "Your account may not sign in to this application (requirement on the claim {rule})."
+            ),
             GatewayError::PayloadTooLarge { limit } => {
                 format!("The request body is larger than {limit} bytes.")
             }

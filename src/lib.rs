@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod authz;
 pub mod bff;
 pub mod config;
 pub mod error;

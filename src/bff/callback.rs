@@ -94,6 +94,29 @@ pub async fn finish(
     let (Some(sub), sid) = (claim("sub"), claim("sid")) else {
         return answer(GatewayError::IdentityProviderFailed);
     };
+    // Step-up: the IdP must say it did what was asked (OIDC Core 3.1.2.1 makes `acr_values` a
+    // voluntary request, so an IdP may well not).
+    if !login.acr_values.is_empty() && !claim("acr").is_some_and(|a| login.acr_values.contains(&a))
+    {
+        tracing::info!(target: "audit", event = "login", outcome = "refused", reason = "acr", sub = %sub, "the IdP did not confirm the requested acr");
+        return failed(LoginFailure::StepUpNotDone);
+    }
+    // Who may sign in at all: refused users get no session, and the refresh token they were
+    // just given dies at the IdP (their IdP session is theirs and stays).
+    if let Some(rule) = crate::authz::rules::first_failed(&bff.login_require, &tokens.claims) {
+        tracing::info!(target: "audit", event = "login", outcome = "refused", rule = %rule.describe(), sub = %sub, "a login was refused by [authorization] require");
+        if let Some(refresh_token) = tokens.refresh_token.clone() {
+            let (provider, http) = (provider.clone(), idp.http.clone());
+            tokio::spawn(async move {
+                if let Err(e) = provider.revoke_refresh_token(&http, &refresh_token).await {
+                    tracing::warn!(error = %e, "cannot revoke the refresh token of a refused login");
+                }
+            });
+        }
+        return answer(GatewayError::LoginRefused {
+            rule: rule.describe(),
+        });
+    }
     let data = SessionData {
         access_token: tokens.access_token,
         refresh_token: tokens.refresh_token,
@@ -103,6 +126,7 @@ pub async fn finish(
         claims: tokens.claims,
         resource_tokens: Default::default(),
     };
+    let (data_sub, sid_for_log) = (sub.clone(), sid.clone());
     let id = match bff.sessions.create(sub, sid, &data).await {
         Ok(id) => id,
         Err(e) => {
@@ -116,7 +140,15 @@ pub async fn finish(
             tracing::warn!(error = %e, "cannot end the browser's previous session");
         }
     }
-    tracing::info!("login completed");
+    tracing::info!(
+        target: "audit",
+        event = "login",
+        outcome = "succeeded",
+        sub = %data_sub,
+        sid = sid_for_log.as_deref().unwrap_or("-"),
+        session = %bff.sessions.fingerprint(&id),
+        "login completed"
+    );
     let mut cookies = vec![bff.sessions.set_cookie(&id)];
     cookies.extend(remaining);
     Reply::Redirect {

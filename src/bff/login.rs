@@ -1,4 +1,6 @@
-//! `GET /bff/login?returnUrl=/path[&prompt=...]`: starts an authorization code + PKCE login.
+//! `GET /bff/login?returnUrl=/path[&prompt=...][&acr_values=...]`: starts an authorization
+//! code + PKCE login. `acr_values` (step-up) must be values some route requires or
+//! `oidc.allowed_acr_values` lists: a link cannot make the IdP ask for anything else.
 
 use http::HeaderMap;
 
@@ -30,10 +32,25 @@ pub async fn start(
             .into();
         }
     }
+    let acr_values: Vec<String> = param(query, "acr_values")
+        .map(|v| {
+            v.split(' ')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(unknown) = acr_values.iter().find(|v| !bff.acr_allowed.contains(v)) {
+        return GatewayError::InvalidParameter {
+            detail: format!("acr_values {unknown:?} is not one this application asks for."),
+        }
+        .into();
+    }
     let Some(provider) = idp.current() else {
         return GatewayError::IdentityProviderUnavailable.into();
     };
-    let request = provider.authorize(prompt);
+    let joined = acr_values.join(" ");
+    let request = provider.authorize(prompt, (!joined.is_empty()).then_some(joined.as_str()));
 
     // The login waits in the browser's sealed cookie, beside its other tabs' logins: nothing
     // is stored for a client that never comes back.
@@ -46,6 +63,7 @@ pub async fn start(
         nonce: request.nonce,
         return_url,
         started: now,
+        acr_values,
     });
     let Some(cookie) = pending.set_cookie(&bff.sessions, name, timeout) else {
         return GatewayError::Internal.into();

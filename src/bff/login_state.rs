@@ -39,6 +39,9 @@ pub struct LoginState {
     /// Unix seconds when the login started.
     #[serde(rename = "t")]
     pub started: u64,
+    /// Step-up: the `acr` values asked for, one of which the ID token must carry.
+    #[serde(rename = "a", default, skip_serializing_if = "Vec::is_empty")]
+    pub acr_values: Vec<String>,
 }
 
 /// The browser's logins in progress, oldest first.
@@ -157,6 +160,7 @@ mod tests {
             nonce: "n".repeat(22),
             return_url: return_url.into(),
             started,
+            acr_values: Vec::new(),
         }
     }
 

@@ -112,6 +112,10 @@ pub struct Bff {
     login_timeout: Duration,
     /// `portcullis_sessions_revoked_total{by}`.
     revoked: Option<prometheus::IntCounterVec>,
+    /// `[authorization] require`: who may sign in at all.
+    login_require: Vec<crate::config::ClaimRule>,
+    /// `acr_values` a login may ask for: every route's and `oidc.allowed_acr_values`.
+    acr_allowed: Vec<String>,
 }
 
 impl Bff {
@@ -153,6 +157,23 @@ impl Bff {
                 .map_or(IdpLogout::EndSession, |o| o.idp_logout),
             login_timeout,
             revoked: None,
+            login_require: config.authorization.require.clone(),
+            acr_allowed: {
+                let mut acr: Vec<String> = config
+                    .routes
+                    .iter()
+                    .flat_map(|r| r.acr_values.iter().cloned())
+                    .chain(
+                        config
+                            .oidc
+                            .iter()
+                            .flat_map(|o| o.allowed_acr_values.iter().cloned()),
+                    )
+                    .collect();
+                acr.sort();
+                acr.dedup();
+                acr
+            },
         }
     }
 

@@ -10,6 +10,7 @@ pub mod net;
 #[cfg(test)]
 mod props;
 mod reader;
+pub mod rules;
 mod size;
 pub mod source;
 mod validate;
@@ -135,6 +136,7 @@ pub struct Config {
     pub anti_forgery: AntiForgeryConfig,
     pub rate_limits: RateLimitsConfig,
     pub response_headers: ResponseHeadersConfig,
+    pub authorization: AuthorizationConfig,
     pub session: SessionConfig,
     pub tokens: TokensConfig,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -287,6 +289,17 @@ pub struct RouteConfig {
     /// Scopes asked for when a token is obtained for this route (client or resource tokens).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
+    /// Rules on the session's claims; a signed-in user who fails one gets 403.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub require: Vec<ClaimRule>,
+    /// Headers set from the session's claims (header name, claim path), never from the
+    /// request; these names are removed from every incoming request.
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "ser_pairs")]
+    pub claim_headers: Vec<(String, String)>,
+    /// Step-up: the session's `acr` must be one of these; otherwise 401 with a login URL that
+    /// asks the IdP for them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub acr_values: Vec<String>,
     /// Largest request body (bytes) the route forwards; larger ones get 413. `None`: no limit.
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_size")]
     pub max_body: Option<u64>,
@@ -366,6 +379,9 @@ pub struct OidcConfig {
     pub certificate: Option<Secret>,
     /// Scopes asked for at login (`openid` is always asked for).
     pub scopes: Vec<String>,
+    /// `acr_values` a login may ask for besides those some route requires (step-up).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allowed_acr_values: Vec<String>,
     /// Extra authorization request parameters (`audience`, `domain_hint`, ...).
     #[serde(serialize_with = "ser_pairs")]
     pub authorize_params: Vec<(String, String)>,
@@ -536,6 +552,48 @@ impl ResponseHeadersConfig {
         .filter_map(|(name, value)| Some((name, value.as_deref()?)))
         .collect()
     }
+}
+
+/// A condition on one claim of the signed-in user (a `require` entry). All of a list's rules
+/// must hold.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClaimRule {
+    /// The claim's name (`groups`, `https://example.com/roles`), or a dot path into nested
+    /// claims (`realm_access.roles`).
+    pub claim: String,
+    #[serde(flatten)]
+    pub condition: ClaimCondition,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimCondition {
+    /// The claim (a string, or an array of strings) has at least one of these values.
+    AnyOf(Vec<String>),
+    /// The claim has every one of these values.
+    AllOf(Vec<String>),
+    /// The claim is this value.
+    Equals(ClaimValue),
+    /// The claim is there (and not null). Always `true` in a valid config.
+    Present(bool),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ClaimValue {
+    String(String),
+    Bool(bool),
+    Integer(i64),
+    Float(f64),
+}
+
+/// Who may sign in at all (`[authorization]`).
+#[derive(Debug, Clone, Serialize)]
+pub struct AuthorizationConfig {
+    /// Rules on the ID token's claims, checked at the login callback; empty: anyone the IdP
+    /// signs in.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub require: Vec<ClaimRule>,
 }
 
 /// How API calls prove they come from the SPA's own pages.

@@ -302,6 +302,30 @@ impl<'r, 't> Section<'r, 't> {
         }
     }
 
+    /// A claim value to compare with: a string, a boolean or a number. From the environment,
+    /// `true`/`false` and numbers are read as such, anything else as a string.
+    pub fn claim_value(&self, key: &'static str) -> Option<super::ClaimValue> {
+        use super::ClaimValue;
+        Some(match self.raw(key)? {
+            Value::String(s) if self.set_by_env(key) => match s.as_str() {
+                "true" => ClaimValue::Bool(true),
+                "false" => ClaimValue::Bool(false),
+                other => other
+                    .parse::<i64>()
+                    .map(ClaimValue::Integer)
+                    .unwrap_or_else(|_| ClaimValue::String(s.clone())),
+            },
+            Value::String(s) => ClaimValue::String(s.clone()),
+            Value::Boolean(b) => ClaimValue::Bool(*b),
+            Value::Integer(n) => ClaimValue::Integer(*n),
+            Value::Float(f) => ClaimValue::Float(*f),
+            other => {
+                self.wrong_type(key, "a string, boolean or number", other, "\"admin\"");
+                return None;
+            }
+        })
+    }
+
     /// A table of free-form string values (`{ audience = "..." }`), in key order. Its keys are
     /// data, not schema, so they are not checked against the known keys.
     pub fn string_map(&self, key: &'static str) -> Option<Vec<(String, String)>> {

@@ -39,6 +39,9 @@ pub fn validate_and_list_keys(
         let pingora = pingora(&top.section("pingora"));
         let anti_forgery = anti_forgery(&top.section("anti_forgery"));
         let rate_limits = rate_limits(&top.section("rate_limits"));
+        let authorization = AuthorizationConfig {
+            require: super::rules::claim_rules(&top.section("authorization"), "require"),
+        };
         let response_headers = response_headers(
             &top.section("response_headers"),
             server
@@ -51,7 +54,18 @@ pub fn validate_and_list_keys(
         let redis = redis(&top.section("redis"), session.as_ref().map(|s| s.store));
         let oidc = oidc(&top.section("oidc"));
         let (clusters, declared) = clusters(&top);
-        let routes = routes(&top, &declared);
+        let af_header = anti_forgery
+            .as_ref()
+            .map_or("X-CSRF", |a| a.header.as_str())
+            .to_string();
+        let routes = routes(&top, &declared, &af_header);
+        if !authorization.require.is_empty() && oidc.is_none() {
+            reader.push(
+                "authorization.require".into(),
+                "is set, but [oidc] is not configured: nobody logs in",
+                "configure [oidc], or remove [authorization]",
+            );
+        }
         if oidc.is_none() {
             for (i, r) in routes.iter().enumerate() {
                 if r.token != TokenPolicy::None {
@@ -105,6 +119,7 @@ pub fn validate_and_list_keys(
             anti_forgery,
             rate_limits,
             response_headers,
+            authorization,
             session,
             tokens,
             redis,
@@ -124,6 +139,7 @@ pub fn validate_and_list_keys(
             Some(anti_forgery),
             Some(rate_limits),
             Some(response_headers),
+            authorization,
             Some(session),
             Some(tokens),
             redis,
@@ -138,6 +154,7 @@ pub fn validate_and_list_keys(
             anti_forgery,
             rate_limits,
             response_headers,
+            authorization,
             session,
             tokens,
             redis,
@@ -532,6 +549,7 @@ fn oidc(o: &Section<'_, '_>) -> Option<OidcConfig> {
             );
         }
     }
+    let allowed_acr_values = super::rules::acr_values(o, "allowed_acr_values");
     let authorize_params = o.string_map("authorize_params").unwrap_or_default();
     for (name, _) in &authorize_params {
         if RESERVED_AUTHORIZE_PARAMS.contains(&name.as_str()) {
@@ -683,6 +701,7 @@ fn oidc(o: &Section<'_, '_>) -> Option<OidcConfig> {
         private_key_id,
         certificate,
         scopes,
+        allowed_acr_values,
         authorize_params,
         callback_path,
         post_logout_path,
@@ -1052,7 +1071,11 @@ fn health_check(h: &Section<'_, '_>) -> Option<HealthCheckConfig> {
     })
 }
 
-fn routes(top: &Section<'_, '_>, clusters: &[String]) -> Vec<RouteConfig> {
+fn routes(
+    top: &Section<'_, '_>,
+    clusters: &[String],
+    anti_forgery_header: &str,
+) -> Vec<RouteConfig> {
     let list = top.table_list("routes");
     if list.is_empty() && !top.has("routes") {
         top.issue(
@@ -1140,6 +1163,25 @@ fn routes(top: &Section<'_, '_>, clusters: &[String]) -> Vec<RouteConfig> {
             },
         );
         let scopes = r.strings("scopes").unwrap_or_default();
+        let require = super::rules::claim_rules(r, "require");
+        let claim_headers = super::rules::claim_headers(r, anti_forgery_header);
+        let acr_values = super::rules::acr_values(r, "acr_values");
+        // Rules judge a session; a route without one has nobody to judge.
+        if token == TokenPolicy::None || token == TokenPolicy::Client {
+            for (key, set) in [
+                ("require", !require.is_empty()),
+                ("claim_headers", !claim_headers.is_empty()),
+                ("acr_values", !acr_values.is_empty()),
+            ] {
+                if set {
+                    r.issue(
+                        key,
+                        format!("is set, but the route looks up no session (token = {token:?})"),
+                        "set token = \"user\" (or \"user-or-none\"/\"user-or-client\")",
+                    );
+                }
+            }
+        }
         let max_body = r.parsed(
             "max_body",
             "write a size with a unit, such as \"1MiB\" or \"512KiB\"",
@@ -1193,6 +1235,9 @@ fn routes(top: &Section<'_, '_>, clusters: &[String]) -> Vec<RouteConfig> {
             token,
             resource,
             scopes,
+            require,
+            claim_headers,
+            acr_values,
             max_body,
         });
     }

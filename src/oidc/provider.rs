@@ -307,7 +307,11 @@ impl Provider {
     }
 
     /// A fresh authorization request: code flow, PKCE S256, random `state` and `nonce`.
-    pub fn authorize(&self, prompt: Option<&str>) -> AuthorizationRequest {
+    pub fn authorize(
+        &self,
+        prompt: Option<&str>,
+        acr_values: Option<&str>,
+    ) -> AuthorizationRequest {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = self
             .client
@@ -325,6 +329,9 @@ impl Provider {
         }
         for resource in &self.settings.resources {
             request = request.add_extra_param("resource", resource.as_str());
+        }
+        if let Some(acr) = acr_values {
+            request = request.add_extra_param("acr_values", acr);
         }
         match prompt {
             Some("none") => request = request.add_prompt(CoreAuthPrompt::None),

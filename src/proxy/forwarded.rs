@@ -24,6 +24,8 @@ pub struct Forwarding<'a> {
     pub trusted_proxies: &'a [Cidr],
     /// Scheme of our own listener.
     pub scheme: &'static str,
+    /// `claim_headers` names (folded), which only the gateway sets.
+    pub claim_headers: &'a [String],
 }
 
 impl Forwarding<'_> {
@@ -83,7 +85,7 @@ impl Forwarding<'_> {
                 req.remove_header(&names::X_FORWARDED_HOST);
             }
         }
-        strip_client_claims(req, trusted);
+        strip_client_claims(req, trusted, self.claim_headers);
         req.insert_header("X-Request-Id", ctx.request_id.as_str())?;
         Ok(())
     }
@@ -168,11 +170,23 @@ const OURS: &[&str] = &["x-forwarded-for", "x-forwarded-proto", "x-forwarded-hos
 /// Removes what a client may not tell the upstream. CGI-style upstreams (PHP, WSGI, Rack) fold
 /// `X_Forwarded_For` into the same variable as `X-Forwarded-For`, so an underscore spelling of
 /// a forwarding header never passes, not even from a trusted proxy (none sends one).
-fn strip_client_claims(req: &mut RequestHeader, trusted: bool) {
+fn strip_client_claims(req: &mut RequestHeader, trusted: bool, claim_headers: &[String]) {
     let mut doomed: Vec<http::HeaderName> = Vec::new();
     for name in req.headers.keys() {
         let n = name.as_str();
         let underscored = n.contains('_');
+        // Claim headers are the gateway's in every spelling, from every peer.
+        if !claim_headers.is_empty() {
+            let folded = if underscored {
+                std::borrow::Cow::Owned(n.replace('_', "-"))
+            } else {
+                std::borrow::Cow::Borrowed(n)
+            };
+            if claim_headers.iter().any(|c| c == folded.as_ref()) {
+                doomed.push(name.clone());
+                continue;
+            }
+        }
         // Most headers are neither: one byte compare and one scan each.
         if !underscored && (trusted || !(n.starts_with("x-") || n == "forwarded")) {
             continue;
@@ -244,7 +258,7 @@ mod tests {
     #[test]
     fn clients_cannot_claim_another_address_path_or_method() {
         let mut req = request(CLAIMS);
-        strip_client_claims(&mut req, false);
+        strip_client_claims(&mut req, false, &[]);
         let mut left: Vec<&str> = req.headers.keys().map(|k| k.as_str()).collect();
         left.sort_unstable();
         assert_eq!(left, ["accept", "x-csrf"]);
@@ -253,7 +267,7 @@ mod tests {
     #[test]
     fn a_trusted_proxy_may_forward_but_never_in_underscores() {
         let mut req = request(CLAIMS);
-        strip_client_claims(&mut req, true);
+        strip_client_claims(&mut req, true, &[]);
         for gone in ["x_forwarded_for", "x_real_ip"] {
             assert!(!req.headers.contains_key(gone), "{gone}");
         }

@@ -19,6 +19,7 @@
 
 mod access_log;
 mod antiforgery;
+mod authorize;
 mod body;
 mod context;
 mod forwarded;
@@ -71,6 +72,8 @@ pub struct Gateway {
     served_hosts: Option<route::ServedHosts>,
     security_headers: response::SecurityHeaders,
     tunnels: Arc<tunnels::Tunnels>,
+    /// Every route's `claim_headers` names, folded: removed from every incoming request.
+    claim_header_names: Vec<String>,
     tokens: Arc<Tokens>,
     /// One per [`Endpoint`], in `Endpoint::ALL` order.
     endpoint_metrics: Vec<RouteMetrics>,
@@ -96,6 +99,7 @@ impl Gateway {
             bff,
             security_headers: response::SecurityHeaders::new(&config.response_headers),
 
+            claim_header_names: routes.claim_header_names(),
             served_hosts: route::ServedHosts::new(config.server.public_origin.as_ref(), &routes),
             routes,
             anti_forgery: config.anti_forgery.clone(),
@@ -152,6 +156,12 @@ impl Gateway {
             || forwarded::client_ip(session, &self.trusted_proxies),
         )
         .await?;
+        let target = session
+            .req_header()
+            .uri
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str());
+        authorize::check(&route, ctx.session.as_ref(), target)?;
         // Token injection, first half: decide the `Authorization` (refreshing here, where a
         // failure can still be answered with 401/503); `upstream_request_filter` sets it.
         ctx.authorization = self
@@ -367,8 +377,20 @@ impl ProxyHttp for Gateway {
         forwarded::Forwarding {
             trusted_proxies: &self.trusted_proxies,
             scheme: self.scheme,
+            claim_headers: &self.claim_header_names,
         }
-        .apply(session, req, ctx)
+        .apply(session, req, ctx)?;
+        // What upstreams learn of the user comes from the session, never the request (whose
+        // headers of these names, in every spelling, were just removed).
+        if let (Some(route), Some(current)) = (&ctx.route, &ctx.session) {
+            for (name, claim) in &route.claim_headers {
+                if let Some(value) = crate::authz::claim_headers::value(&current.data.claims, claim)
+                {
+                    req.insert_header(name.clone(), value)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn response_filter(

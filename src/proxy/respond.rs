@@ -122,13 +122,16 @@ fn error_head(err: &GatewayError) -> Result<ResponseHeader> {
 
 /// RFC 9457 problem details.
 pub fn problem_json(err: &GatewayError, request_id: &str) -> Bytes {
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "type": format!("urn:portcullis:problem:{}", err.slug()),
         "title": err.title(),
         "status": err.status(),
         "detail": err.detail(),
         "request_id": request_id,
     });
+    if let Some(url) = err.login_url() {
+        body["login_url"] = url.into();
+    }
     Bytes::from(body.to_string())
 }
 
@@ -143,10 +146,11 @@ fn html_page(err: &GatewayError, request_id: &str) -> Bytes {
         title = escape(err.title()),
         detail = escape(&err.detail()),
         rid = escape(request_id),
-        retry = err
-            .retry_link()
-            .map(|(href, label)| format!("<a href=\"{href}\">{label}</a> · "))
-            .unwrap_or_default(),
+        retry = match (err.login_url(), err.retry_link()) {
+            (Some(url), _) => format!("<a href=\"{}\">Sign in again</a> · ", escape(url)),
+            (None, Some((href, label))) => format!("<a href=\"{href}\">{label}</a> · "),
+            (None, None) => String::new(),
+        },
     );
     Bytes::from(page)
 }

@@ -366,6 +366,14 @@ impl Sessions {
         deleted
     }
 
+    /// The name audit lines and the admin API give a session: a fingerprint of its store key,
+    /// which leads to neither the cookie nor the store.
+    pub fn fingerprint(&self, id: &SessionId) -> String {
+        self.keys
+            .store_key(id, 0)
+            .map_or_else(String::new, |k| k.fingerprint("admin"))
+    }
+
     /// Registers the one listener for session changes (see [`cache::Listener`]).
     pub fn on_change(&self, listener: super::cache::Listener) -> bool {
         self.cache.listen(listener)

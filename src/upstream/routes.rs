@@ -22,6 +22,12 @@ pub struct Route {
     pub scopes: Vec<String>,
     /// Largest request body forwarded (bytes); `None`: no limit.
     pub max_body: Option<u64>,
+    /// Rules the session's claims must satisfy (403 otherwise).
+    pub require: Vec<crate::config::ClaimRule>,
+    /// Step-up: `acr` values of which the session must have one (401 with a login URL).
+    pub acr_values: Vec<String>,
+    /// Headers set from the session's claims: (name, claim path).
+    pub claim_headers: Vec<(http::HeaderName, String)>,
     pub metrics: RouteMetrics,
 }
 
@@ -79,6 +85,15 @@ impl RouteTable {
                     resource: c.resource.clone(),
                     scopes: c.scopes.clone(),
                     max_body: c.max_body,
+                    require: c.require.clone(),
+                    acr_values: c.acr_values.clone(),
+                    claim_headers: c
+                        .claim_headers
+                        .iter()
+                        .filter_map(|(n, c)| {
+                            Some((http::HeaderName::from_bytes(n.as_bytes()).ok()?, c.clone()))
+                        })
+                        .collect(),
                     metrics: metrics.route(&c.name, &c.cluster),
                 }))
             })
@@ -90,6 +105,20 @@ impl RouteTable {
                 .then(b.host.is_some().cmp(&a.host.is_some()))
         });
         RouteTable { routes }
+    }
+
+    /// Every `claim_headers` name of any route, folded (lower case, `_` as `-`): removed from
+    /// every incoming request.
+    pub fn claim_header_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .routes
+            .iter()
+            .flat_map(|r| r.claim_headers.iter())
+            .map(|(n, _)| crate::config::rules::fold(n.as_str()))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// Every host a route is limited to.
@@ -139,6 +168,9 @@ mod tests {
                 resource: None,
                 scopes: Vec::new(),
                 max_body: None,
+                require: Vec::new(),
+                claim_headers: Vec::new(),
+                acr_values: Vec::new(),
             })
             .collect();
         RouteTable::new(

@@ -10,13 +10,19 @@
 //   OP_SIGNING_KEY_FILE                   PEM RSA private key the OP signs with (kid
 //                                         OP_SIGNING_KEY_ID, default "op-key"), so tests can
 //                                         forge tokens with the right key or rotate keys
+//   OP_IGNORE_ACR                         "1": never confirm requested acr_values (an IdP
+//                                         without step-up)
+// Test controls: GET /test/grants (counters), /test/rename?sub=&name= (profile change),
+// /test/claims?sub=&json= (extra ID token claims for a user, e.g. groups or nested roles).
+// Step-up: a login whose acr_values the OP session does not satisfy prompts a new sign-in, which
+// then carries the first requested value as `acr` (as an IdP does after MFA).
 // Traps handled here (see shared notes): PKCE forced for confidential clients, refresh tokens
 // issued and rotated, JWT access tokens for the API resource, consent auto-granted, OP cookies
 // renamed so they never collide with the gateway's on 127.0.0.1, loopback back-channel allowed.
 import http from "node:http";
 import { createPrivateKey, createPublicKey } from "node:crypto";
 import { readFileSync } from "node:fs";
-import Provider from "oidc-provider";
+import Provider, { interactionPolicy } from "oidc-provider";
 
 const env = (k, d) => process.env[k] ?? d;
 const list = (k) => env(k, "").split(",").map((s) => s.trim()).filter(Boolean);
@@ -54,6 +60,22 @@ const signing = env("OP_SIGNING_KEY_FILE", "")
 
 // Display names changed by tests (GET /test/rename?sub=..&name=..), as a user edits a profile.
 const names = new Map();
+// Extra claims per user (GET /test/claims?sub=..&json=..): groups, roles, nested objects.
+const extraClaims = new Map();
+const EXTRA_CLAIMS = ["groups", "realm_access", "level", "https://example.test/roles"];
+const ignoreAcr = env("OP_IGNORE_ACR", "") === "1";
+// Step-up as IdPs do it: acr_values the session does not satisfy mean signing in again.
+const policy = interactionPolicy.base();
+if (!ignoreAcr) policy.get("login").checks.add(new interactionPolicy.Check(
+  "acr_step_up",
+  "the requested acr is not satisfied",
+  (ctx) => {
+    const wanted = ctx.oidc.params.acr_values?.split(" ") ?? [];
+    return wanted.length && !wanted.includes(ctx.oidc.session?.acr)
+      ? interactionPolicy.Check.REQUEST_PROMPT
+      : interactionPolicy.Check.NO_NEED_TO_PROMPT;
+  },
+));
 const provider = new Provider(issuer, {
   clients: [client],
   ...(signing ? { jwks: signing } : {}),
@@ -62,8 +84,10 @@ const provider = new Provider(issuer, {
     names: { session: "op_session", interaction: "op_interaction", resume: "op_resume" },
     keys: ["portcullis-test-op-cookie-key"],
   },
+  interactions: { policy },
+  acrValues: ["urn:mfa", "urn:pwd"],
   claims: {
-    openid: ["sub"],
+    openid: ["sub", ...EXTRA_CLAIMS],
     profile: ["name", "preferred_username"],
     email: ["email", "email_verified"],
   },
@@ -73,7 +97,7 @@ const provider = new Provider(issuer, {
     return {
       accountId: sub,
       async claims() {
-        return { sub, name: names.get(sub) ?? `Test ${sub}`, preferred_username: sub, email: `${sub}@example.test`, email_verified: true };
+        return { ...extraClaims.get(sub), sub, name: names.get(sub) ?? `Test ${sub}`, preferred_username: sub, email: `${sub}@example.test`, email_verified: true };
       },
     };
   },
@@ -117,6 +141,17 @@ const provider = new Provider(issuer, {
   },
 });
 provider.proxy = false;
+// The dev interactions finish a login without an acr; a step-up login gets the first value it
+// asked for, like an IdP after the second factor.
+const finished = provider.interactionFinished.bind(provider);
+provider.interactionFinished = async (req, res, result, options) => {
+  if (result?.login && !ignoreAcr) {
+    const details = await provider.interactionDetails(req, res);
+    const wanted = details.params.acr_values?.split(" ")[0];
+    if (wanted) result.login.acr = wanted;
+  }
+  return finished(req, res, result, options);
+};
 // Failures inside the OP would otherwise only show as "server_error" to the test.
 provider.on("server_error", (_ctx, err) => console.error("op server_error:", err));
 
@@ -136,6 +171,12 @@ provider.on("grant.error", (ctx, err) => {
 });
 const callback = provider.callback();
 server.on("request", (req, res) => {
+  if (req.url.startsWith("/test/claims?")) {
+    const q = new URL(req.url, issuer).searchParams;
+    extraClaims.set(q.get("sub"), JSON.parse(q.get("json")));
+    res.writeHead(204);
+    return res.end();
+  }
   if (req.url.startsWith("/test/rename?")) {
     const q = new URL(req.url, issuer).searchParams;
     names.set(q.get("sub"), q.get("name"));

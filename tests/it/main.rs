@@ -8,6 +8,7 @@ mod harness;
 mod admin;
 mod admin_sessions;
 mod antiforgery;
+mod authorization;
 mod azure;
 mod backchannel;
 mod bodies;

@@ -63,6 +63,18 @@ impl Idp {
             .unwrap()
     }
 
+    /// Gives `sub` these extra ID token claims from its next login on (`groups`,
+    /// `realm_access`, `level`, `https://example.test/roles`).
+    pub async fn set_claims(&self, sub: &str, claims: serde_json::Value) {
+        let r = super::client()
+            .get(format!("{}/test/claims", self.issuer))
+            .query(&[("sub", sub), ("json", &claims.to_string())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+    }
+
     /// Changes the display name (`name` claim) the OP gives `sub` from now on.
     pub async fn rename(&self, sub: &str, name: &str) {
         let r = super::client()

@@ -1,0 +1,226 @@
+//! Authorization against the real OP: who may sign in (`[authorization] require`), which
+//! route needs which claims (`routes[].require`), step-up (`acr_values`), and the claims an
+//! upstream gets as headers (`claim_headers`), which a client can never forge.
+
+use serde_json::{json, Value};
+
+use crate::harness::idp::Idp;
+use crate::harness::login::{self, Stack};
+use crate::harness::{free_port, Gateway, GatewayConfig, Upstream, UserAgent};
+
+/// A gateway for the OP with the standard test routes plus `extra` routes and TOML.
+async fn stack(extra_routes: &[(&str, &str)], toml: &str, op_env: &[(&str, &str)]) -> Stack {
+    let port = free_port();
+    let idp: Idp = login::start_idp_with(&[port], op_env);
+    let spa = Upstream::start("spa").await;
+    let api = Upstream::start("api").await;
+    let mut cfg: GatewayConfig = login::gateway_config(port, port, &idp.issuer, &spa, &api);
+    for (path, keys) in extra_routes {
+        cfg = cfg.route(path, "api", keys);
+    }
+    let gw = cfg.toml(toml).start().await;
+    login::wait_ready(&gw).await;
+    Stack { idp, gw, spa, api }
+}
+
+async fn call(
+    ua: &mut UserAgent,
+    gw: &Gateway,
+    path: &str,
+    extra: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut headers = vec![("x-csrf", "1")];
+    headers.extend_from_slice(extra);
+    let page = ua.get(&gw.url(path), &headers).await;
+    (
+        page.status,
+        serde_json::from_str(&page.body).unwrap_or(Value::Null),
+    )
+}
+
+fn header<'v>(echo: &'v Value, name: &str) -> Vec<&'v str> {
+    echo["headers"][name]
+        .as_array()
+        .map(|v| v.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn routes_admit_only_users_whose_claims_satisfy_their_rules() {
+    let s = stack(
+        &[
+            (
+                "/admin/",
+                "token = \"user\"\nrequire = [{ claim = \"groups\", any_of = [\"admins\", \"ops\"] }]\n\
+                 claim_headers = { \"X-User-Sub\" = \"sub\", \"X-User-Groups\" = \"groups\" }",
+            ),
+            (
+                "/nested/",
+                "token = \"user\"\nrequire = [{ claim = \"realm_access.roles\", all_of = [\"reader\", \"writer\"] }, \
+                 { claim = \"email_verified\", equals = true }, { claim = \"level\", present = true }]",
+            ),
+        ],
+        "",
+        &[],
+    )
+    .await;
+    let gw = &s.gw;
+    s.idp
+        .set_claims("ann", json!({ "groups": ["admins"], "realm_access": { "roles": ["reader", "writer"] }, "level": 3 }))
+        .await;
+    s.idp
+        .set_claims(
+            "bob",
+            json!({ "groups": ["staff"], "realm_access": { "roles": ["reader"] } }),
+        )
+        .await;
+
+    let mut ann = UserAgent::new();
+    assert_eq!(login::login(&mut ann, gw, "/", "ann").await.status, 302);
+    // Forged identity headers, in every spelling an upstream might fold together.
+    let forged = [
+        ("x-user-sub", "mallory"),
+        ("X_User_Sub", "mallory"),
+        ("x-user-groups", "root"),
+    ];
+    let (status, echo) = call(&mut ann, gw, "/admin/reports", &forged).await;
+    assert_eq!(status, 200, "{echo}");
+    assert_eq!(header(&echo, "x-user-sub"), ["ann"]);
+    assert_eq!(header(&echo, "x-user-groups"), ["admins"]);
+    assert!(header(&echo, "x_user_sub").is_empty(), "{echo}");
+    assert_eq!(call(&mut ann, gw, "/nested/x", &[]).await.0, 200);
+    // On a route without claim headers the forged ones are removed too.
+    let (status, echo) = call(&mut ann, gw, "/api/x", &forged).await;
+    assert_eq!(status, 200);
+    assert!(
+        header(&echo, "x-user-sub").is_empty() && header(&echo, "x_user_sub").is_empty(),
+        "{echo}"
+    );
+
+    let mut bob = UserAgent::new();
+    assert_eq!(login::login(&mut bob, gw, "/", "bob").await.status, 302);
+    let (status, problem) = call(&mut bob, gw, "/admin/reports", &[]).await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        problem["type"],
+        "urn:portcullis:problem:insufficient-claims"
+    );
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("groups (any_of)"), "{detail}");
+    assert!(
+        !detail.contains("staff"),
+        "the user's claim values leaked: {detail}"
+    );
+    let (status, problem) = call(&mut bob, gw, "/nested/x", &[]).await;
+    assert_eq!(status, 403);
+    assert!(problem["detail"]
+        .as_str()
+        .unwrap()
+        .contains("realm_access.roles (all_of)"));
+    // Still signed in: a refusal is not a logout.
+    assert_eq!(call(&mut bob, gw, "/api/x", &[]).await.0, 200);
+
+    let mut anonymous = UserAgent::new();
+    assert_eq!(call(&mut anonymous, gw, "/admin/reports", &[]).await.0, 401);
+    let audit = gw.log();
+    assert!(
+        audit.contains("event=\"authorization\"") || audit.contains("event=authorization"),
+        "no audit line for the refusal:\n{audit}"
+    );
+}
+
+#[tokio::test]
+async fn a_login_the_authorization_rules_exclude_gets_no_session() {
+    let s = stack(
+        &[],
+        "[authorization]\nrequire = [{ claim = \"groups\", any_of = [\"staff\"] }]",
+        &[],
+    )
+    .await;
+    let gw = &s.gw;
+    s.idp
+        .set_claims("sue", json!({ "groups": ["staff"] }))
+        .await;
+
+    let mut carl = UserAgent::new();
+    let refused = login::login(&mut carl, gw, "/", "carl").await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused.body.contains("Sign-in not allowed"),
+        "{}",
+        refused.body
+    );
+    assert!(
+        carl.cookie("__Host-portcullis").is_none(),
+        "a refused login got a session"
+    );
+    assert_eq!(login::user(&mut carl, gw).await.status, 401);
+    // The refresh token the IdP issued dies with the refusal.
+    crate::harness::eventually(
+        "the refused login's refresh token to be revoked",
+        std::time::Duration::from_secs(10),
+        || async { (s.idp.grants().await["refresh_tokens_destroyed"] == 1).then_some(()) },
+    )
+    .await;
+
+    let mut sue = UserAgent::new();
+    assert_eq!(login::login(&mut sue, gw, "/", "sue").await.status, 302);
+    assert_eq!(login::user(&mut sue, gw).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_route_that_needs_a_stronger_sign_in_sends_the_user_through_step_up() {
+    let s = stack(
+        &[("/payments/", "token = \"user\"\nacr_values = [\"urn:mfa\"]")],
+        "",
+        &[],
+    )
+    .await;
+    let gw = &s.gw;
+    let mut ua = UserAgent::new();
+    assert_eq!(login::login(&mut ua, gw, "/", "dora").await.status, 302);
+
+    let (status, problem) = call(&mut ua, gw, "/payments/send?amount=5", &[]).await;
+    assert_eq!(status, 401);
+    assert_eq!(problem["type"], "urn:portcullis:problem:step-up-required");
+    let login_url = problem["login_url"].as_str().unwrap().to_string();
+    assert_eq!(
+        login_url,
+        "/bff/login?acr_values=urn%3Amfa&returnUrl=%2Fpayments%2Fsend%3Famount%3D5"
+    );
+    // Nothing else can be asked for through the login endpoint.
+    let bogus = ua.get(&gw.url("/bff/login?acr_values=urn:root"), &[]).await;
+    assert_eq!(bogus.status, 400);
+
+    let back = login::through_idp(&mut ua, &gw.url(""), &gw.url(&login_url), "dora").await;
+    assert_eq!(
+        back.location(),
+        Some("/payments/send?amount=5"),
+        "{}",
+        back.body
+    );
+    let (status, echo) = call(&mut ua, gw, "/payments/send?amount=5", &[]).await;
+    assert_eq!(status, 200, "{echo}");
+}
+
+#[tokio::test]
+async fn a_step_up_the_idp_did_not_confirm_is_refused() {
+    let s = stack(
+        &[("/payments/", "token = \"user\"\nacr_values = [\"urn:mfa\"]")],
+        "",
+        &[("OP_IGNORE_ACR", "1")],
+    )
+    .await;
+    let gw = &s.gw;
+    let mut ua = UserAgent::new();
+    let back = login::through_idp(
+        &mut ua,
+        &gw.url(""),
+        &gw.url("/bff/login?acr_values=urn:mfa&returnUrl=/payments/"),
+        "eve",
+    )
+    .await;
+    assert_eq!(back.status, 400, "{}", back.body);
+    assert!(back.body.contains("stronger sign-in"), "{}", back.body);
+    assert!(ua.cookie("__Host-portcullis").is_none());
+}
