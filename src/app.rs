@@ -74,6 +74,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), AppError> {
         }
     }
     let metrics = Arc::new(Metrics::new()?);
+    crate::audit::install(metrics.audit_events.clone());
     let readiness = Arc::new(Readiness::default());
     let opt = Opt {
         upgrade: options.upgrade,

@@ -123,13 +123,15 @@ impl SessionsApi {
             match self.sessions.delete_key(id).await {
                 Ok(true) => {
                     revoked += 1;
-                    tracing::info!(
-                        target: "audit",
-                        event = "session_revoked",
-                        by = "admin",
-                        sub,
-                        session = %id.fingerprint("admin"),
-                        "session revoked through the admin API"
+                    crate::audit::record(
+                        crate::audit::Event::new("session_revoked", "succeeded")
+                            .subject(sub)
+                            .session(&id.fingerprint("admin"))
+                            .reason("admin_api"),
+                        &crate::audit::Who {
+                            route: "admin:sessions",
+                            ..Default::default()
+                        },
                     );
                 }
                 Ok(false) => {}

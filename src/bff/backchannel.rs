@@ -39,7 +39,13 @@ fn refuse(detail: impl Into<String>) -> Reply {
     .into()
 }
 
-pub async fn logout(bff: &Bff, idp: &IdentityProvider, headers: &HeaderMap, body: &[u8]) -> Reply {
+pub async fn logout(
+    bff: &Bff,
+    idp: &IdentityProvider,
+    headers: &HeaderMap,
+    body: &[u8],
+    who: &crate::audit::Who<'_>,
+) -> Reply {
     let form = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -106,13 +112,17 @@ pub async fn logout(bff: &Bff, idp: &IdentityProvider, headers: &HeaderMap, body
         }
     };
     bff.revocations("backchannel", ended);
-    tracing::info!(
-        event = "session_revoked",
-        by = "backchannel",
-        scope = if claims.sid.is_some() { "sid" } else { "sub" },
-        sessions = ended,
-        "back-channel logout"
+    let reason = format!(
+        "by_{}:{ended}_sessions",
+        if claims.sid.is_some() { "sid" } else { "sub" }
     );
+    let mut event = crate::audit::Event::new("backchannel_logout", "succeeded")
+        .sid(claims.sid.as_deref())
+        .reason(&reason);
+    if let Some(sub) = &claims.sub {
+        event = event.subject(sub);
+    }
+    crate::audit::record(event, who);
     Reply::Json {
         body: bytes::Bytes::from_static(b"{}"),
     }

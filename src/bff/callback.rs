@@ -5,6 +5,7 @@ use http::HeaderMap;
 
 use super::login_state::{plausible_state, Pending};
 use super::{param, Bff, Reply};
+use crate::audit::{self, Event, Who};
 use crate::error::{GatewayError, LoginFailure};
 use crate::oidc::{IdTokenError, IdentityProvider, TokenError};
 use crate::session::sessions::unix_now;
@@ -15,6 +16,7 @@ pub async fn finish(
     idp: &IdentityProvider,
     headers: &HeaderMap,
     query: &[(String, String)],
+    who: &Who<'_>,
 ) -> Reply {
     let Some(state) = param(query, "state").filter(|s| !s.is_empty()) else {
         return GatewayError::LoginFailed(LoginFailure::MissingState).into();
@@ -45,9 +47,12 @@ pub async fn finish(
         });
     };
     if let Some(code) = param(query, "error") {
-        return failed(LoginFailure::IdentityProvider {
-            code: oauth_error_code(code),
-        });
+        let code = oauth_error_code(code);
+        audit::record(
+            Event::new("login", "failed").reason(&format!("idp_error:{code}")),
+            who,
+        );
+        return failed(LoginFailure::IdentityProvider { code });
     }
     let Some(code) = param(query, "code").filter(|c| !c.is_empty()) else {
         return failed(LoginFailure::MissingCode);
@@ -63,6 +68,7 @@ pub async fn finish(
         Ok(r) => r,
         Err(e @ TokenError::Rejected { .. }) => {
             tracing::info!(error = %e, "the IdP refused the authorization code");
+            audit::record(Event::new("login", "failed").reason("code_rejected"), who);
             return failed(LoginFailure::CodeRejected);
         }
         Err(e @ TokenError::Unavailable(_)) => {
@@ -81,6 +87,10 @@ pub async fn finish(
         Ok(t) => t,
         Err(e) => {
             tracing::warn!(error = %e, "refusing the ID token of a login");
+            audit::record(
+                Event::new("login", "failed").reason("invalid_id_token"),
+                who,
+            );
             return answer(GatewayError::IdentityProviderFailed);
         }
     };
@@ -98,13 +108,25 @@ pub async fn finish(
     // voluntary request, so an IdP may well not).
     if !login.acr_values.is_empty() && !claim("acr").is_some_and(|a| login.acr_values.contains(&a))
     {
-        tracing::info!(target: "audit", event = "login", outcome = "refused", reason = "acr", sub = %sub, "the IdP did not confirm the requested acr");
+        audit::record(
+            Event::new("login", "refused")
+                .subject(&sub)
+                .sid(sid.as_deref())
+                .reason("acr_not_confirmed"),
+            who,
+        );
         return failed(LoginFailure::StepUpNotDone);
     }
     // Who may sign in at all: refused users get no session, and the refresh token they were
     // just given dies at the IdP (their IdP session is theirs and stays).
     if let Some(rule) = crate::authz::rules::first_failed(&bff.login_require, &tokens.claims) {
-        tracing::info!(target: "audit", event = "login", outcome = "refused", rule = %rule.describe(), sub = %sub, "a login was refused by [authorization] require");
+        audit::record(
+            Event::new("login", "refused")
+                .subject(&sub)
+                .sid(sid.as_deref())
+                .reason(&format!("require:{}", rule.describe())),
+            who,
+        );
         if let Some(refresh_token) = tokens.refresh_token.clone() {
             let (provider, http) = (provider.clone(), idp.http.clone());
             tokio::spawn(async move {
@@ -140,14 +162,12 @@ pub async fn finish(
             tracing::warn!(error = %e, "cannot end the browser's previous session");
         }
     }
-    tracing::info!(
-        target: "audit",
-        event = "login",
-        outcome = "succeeded",
-        sub = %data_sub,
-        sid = sid_for_log.as_deref().unwrap_or("-"),
-        session = %bff.sessions.fingerprint(&id),
-        "login completed"
+    audit::record(
+        Event::new("login", "succeeded")
+            .subject(&data_sub)
+            .sid(sid_for_log.as_deref())
+            .session(&bff.sessions.fingerprint(&id)),
+        who,
     );
     let mut cookies = vec![bff.sessions.set_cookie(&id)];
     cookies.extend(remaining);

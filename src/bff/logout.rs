@@ -28,6 +28,7 @@ pub async fn start(
     idp: &IdentityProvider,
     headers: &HeaderMap,
     query: &[(String, String)],
+    who: &crate::audit::Who<'_>,
 ) -> Reply {
     let return_url = match return_url_param(query) {
         Ok(url) => url,
@@ -63,10 +64,12 @@ pub async fn start(
         return GatewayError::SessionStoreUnavailable.into();
     }
     bff.revocations("user", 1);
-    tracing::info!(
-        event = "session_revoked",
-        by = "user",
-        "session ended by the user"
+    crate::audit::record(
+        crate::audit::Event::new("logout", "succeeded")
+            .subject(&current.record.sub)
+            .sid(current.record.sid.as_deref())
+            .session(&current.key.fingerprint("admin")),
+        who,
     );
     let cookies = vec![bff.sessions.clear_cookie()];
     let Some(provider) = idp.current() else {

@@ -197,7 +197,13 @@ impl Bff {
     }
 
     /// `body` is the request body for the one endpoint that takes one (back-channel logout).
-    pub async fn handle(&self, endpoint: Endpoint, req: &Parts, body: &[u8]) -> Reply {
+    pub async fn handle(
+        &self,
+        endpoint: Endpoint,
+        req: &Parts,
+        body: &[u8],
+        who: &crate::audit::Who<'_>,
+    ) -> Reply {
         // GET only (POST for the back channel): these endpoints start logins, end sessions and
         // set cookies, and HEAD (a link prefetcher) must not do that behind the user's back.
         let method = if endpoint == Endpoint::Backchannel {
@@ -214,11 +220,11 @@ impl Bff {
         let query = query_pairs(req.uri.query());
         match endpoint {
             Endpoint::Login => login::start(self, idp, &req.headers, &query).await,
-            Endpoint::Callback => callback::finish(self, idp, &req.headers, &query).await,
+            Endpoint::Callback => callback::finish(self, idp, &req.headers, &query, who).await,
             Endpoint::User => user::claims(self, &req.headers, &query).await,
-            Endpoint::Logout => logout::start(self, idp, &req.headers, &query).await,
+            Endpoint::Logout => logout::start(self, idp, &req.headers, &query, who).await,
             Endpoint::SignoutCallback => logout::finish(self, &query).await,
-            Endpoint::Backchannel => backchannel::logout(self, idp, &req.headers, body).await,
+            Endpoint::Backchannel => backchannel::logout(self, idp, &req.headers, body, who).await,
         }
     }
 

@@ -203,6 +203,15 @@ pub struct LogConfig {
     pub format: LogFormat,
     pub level: String,
     pub access_log: bool,
+    /// Whether access lines name the signed-in user (`"sub"`) or not (`"none"`).
+    pub access_log_user: AccessLogUser,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessLogUser {
+    None,
+    Sub,
 }
 
 /// Pingora's own server settings, with production defaults.

@@ -259,6 +259,13 @@ fn log(s: &Section<'_, '_>) -> Option<LogConfig> {
             )
             .unwrap_or_else(|| "info".into()),
         access_log: s.bool("access_log").unwrap_or(true),
+        access_log_user: s
+            .parsed("access_log_user", "use \"none\" or \"sub\"", |v| match v {
+                "none" => Ok(AccessLogUser::None),
+                "sub" => Ok(AccessLogUser::Sub),
+                other => Err(format!("{other:?} is neither none nor sub")),
+            })
+            .unwrap_or(AccessLogUser::None),
     })
 }
 

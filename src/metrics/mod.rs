@@ -30,6 +30,8 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
     /// Upgraded connections (WebSockets) closed because their session ended.
     pub tunnels_closed: IntCounter,
+    /// Audit events, by event and outcome (`audit.rs`).
+    pub audit_events: IntCounterVec,
     pub tokens: TokenMetrics,
     pub sessions: SessionMetrics,
 }
@@ -119,6 +121,14 @@ impl Metrics {
             "WebSockets (upgraded connections) closed because the session they were opened with ended.",
         )?;
         registry.register(Box::new(tunnels_closed.clone()))?;
+        let audit_events = IntCounterVec::new(
+            Opts::new(
+                "audit_events_total",
+                "Security events of the audit trail, by event (login, logout, backchannel_logout, session_revoked, session_ended, authorization) and outcome.",
+            ),
+            &["event", "outcome"],
+        )?;
+        registry.register(Box::new(audit_events.clone()))?;
         let build = IntGaugeVec::new(
             Opts::new(
                 "build_info",
@@ -218,6 +228,7 @@ impl Metrics {
             upstream_cookies_dropped,
             rate_limited,
             tunnels_closed,
+            audit_events,
             tokens,
             sessions,
         })

@@ -7,6 +7,13 @@ use pingora::Error;
 
 use crate::metrics::RouteMetrics;
 
+/// What an access line says beyond the request itself.
+pub struct Line<'a> {
+    pub client: Option<std::net::IpAddr>,
+    /// The signed-in user's `sub`, when `log.access_log_user = "sub"`.
+    pub user: Option<&'a str>,
+}
+
 use super::context::RequestCtx;
 
 pub fn record(
@@ -14,7 +21,7 @@ pub fn record(
     e: Option<&Error>,
     ctx: &RequestCtx,
     metrics: &RouteMetrics,
-    log: bool,
+    log: Option<Line<'_>>,
 ) {
     let elapsed = ctx.started.elapsed();
     let status = session
@@ -23,9 +30,13 @@ pub fn record(
         .or_else(|| ctx.error.as_ref().map(|g| g.status()))
         .unwrap_or(0);
     metrics.observe(status, elapsed);
-    if !log {
+    let Some(line) = log else {
         return;
-    }
+    };
+    let client = line
+        .client
+        .map_or_else(|| "-".to_string(), |ip| ip.to_string());
+    let user = line.user.unwrap_or("-");
     let req = session.req_header();
     let destination = ctx.destination.as_ref().map_or("-", |d| d.url.as_str());
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
@@ -33,6 +44,8 @@ pub fn record(
         None => tracing::info!(
             target: "access",
             request_id = %ctx.request_id,
+            client = %client,
+            user,
             method = %req.method,
             path = req.uri.path(),
             route = ctx.route_name(),
@@ -45,6 +58,8 @@ pub fn record(
         Some(e) => tracing::info!(
             target: "access",
             request_id = %ctx.request_id,
+            client = %client,
+            user,
             method = %req.method,
             path = req.uri.path(),
             route = ctx.route_name(),

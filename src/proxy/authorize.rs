@@ -20,15 +20,6 @@ pub fn check(
     };
     let claims = &current.data.claims;
     if let Some(rule) = crate::authz::rules::first_failed(&route.require, claims) {
-        tracing::info!(
-            target: "audit",
-            event = "authorization",
-            outcome = "refused",
-            route = %route.name,
-            rule = %rule.describe(),
-            sub = %current.record.sub,
-            session = %current.key.fingerprint("admin"),
-        );
         return Err(GatewayError::InsufficientClaims {
             rule: rule.describe(),
         });

@@ -62,6 +62,7 @@ pub struct Gateway {
     keepalive_secs: u64,
     client_body_timeout: std::time::Duration,
     access_log: bool,
+    access_log_user: bool,
     metrics: Arc<Metrics>,
     /// Counts requests that matched no route.
     unrouted: RouteMetrics,
@@ -113,6 +114,7 @@ impl Gateway {
             keepalive_secs: config.pingora.keepalive_timeout.as_secs().max(1),
             client_body_timeout: config.pingora.client_body_timeout,
             access_log: config.log.access_log,
+            access_log_user: config.log.access_log_user == crate::config::AccessLogUser::Sub,
             unrouted: metrics.route("-", "-"),
             metrics,
         }
@@ -161,14 +163,70 @@ impl Gateway {
             .uri
             .path_and_query()
             .map_or("/", |pq| pq.as_str());
-        authorize::check(&route, ctx.session.as_ref(), target)?;
+        if let Err(e) = authorize::check(&route, ctx.session.as_ref(), target) {
+            if let (GatewayError::InsufficientClaims { rule }, Some(current)) = (&e, &ctx.session) {
+                self.audit_session(session, ctx, current, "authorization", "refused", rule);
+            }
+            return Err(e);
+        }
         // Token injection, first half: decide the `Authorization` (refreshing here, where a
         // failure can still be answered with 401/503); `upstream_request_filter` sets it.
-        ctx.authorization = self
+        match self
             .tokens
             .authorization(&route, ctx.session.as_ref())
-            .await?;
+            .await
+        {
+            Ok(authorization) => ctx.authorization = authorization,
+            // A session that was there a moment ago ended in its refresh: the IdP refused it.
+            Err(GatewayError::Unauthenticated) if ctx.session.is_some() => {
+                if let Some(current) = &ctx.session {
+                    self.audit_session(
+                        session,
+                        ctx,
+                        current,
+                        "session_ended",
+                        "refresh_refused",
+                        "refresh",
+                    );
+                }
+                return Err(GatewayError::Unauthenticated);
+            }
+            Err(e) => return Err(e),
+        }
         Ok(())
+    }
+
+    /// Where this request came from, for the audit trail.
+    fn who<'s>(&self, session: &'s HttpSession, ctx: &'s RequestCtx) -> crate::audit::Who<'s> {
+        crate::audit::Who {
+            client: forwarded::client_ip(session, &self.trusted_proxies),
+            user_agent: session
+                .req_header()
+                .headers
+                .get(http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok()),
+            route: ctx.route_name(),
+            request_id: &ctx.request_id,
+        }
+    }
+
+    fn audit_session(
+        &self,
+        session: &HttpSession,
+        ctx: &RequestCtx,
+        current: &crate::session::Current,
+        event: &'static str,
+        outcome: &'static str,
+        reason: &str,
+    ) {
+        crate::audit::record(
+            crate::audit::Event::new(event, outcome)
+                .subject(&current.record.sub)
+                .sid(current.record.sid.as_deref())
+                .session(&current.key.fingerprint("admin"))
+                .reason(reason),
+            &self.who(session, ctx),
+        );
     }
 
     fn check_host(&self, session: &HttpSession) -> Result<(), GatewayError> {
@@ -228,7 +286,12 @@ impl Gateway {
             .then(|| self.check_anti_forgery(session))
         {
             Some(Err(e)) => e.into(),
-            _ => self.bff.handle(endpoint, session.req_header(), &body).await,
+            _ => {
+                let who = self.who(session, ctx);
+                self.bff
+                    .handle(endpoint, session.req_header(), &body, &who)
+                    .await
+            }
         };
         if let crate::bff::Reply::Error { error, .. } = &reply {
             ctx.error = Some(error.clone());
@@ -437,7 +500,15 @@ impl ProxyHttp for Gateway {
             (None, Some(r)) => &r.metrics,
             (None, None) => &self.unrouted,
         };
-        access_log::record(session, e, ctx, metrics, self.access_log);
+        let line = self.access_log.then(|| access_log::Line {
+            client: forwarded::client_ip(session, &self.trusted_proxies),
+            user: ctx
+                .session
+                .as_ref()
+                .filter(|_| self.access_log_user)
+                .map(|s| s.record.sub.as_str()),
+        });
+        access_log::record(session, e, ctx, metrics, line);
     }
 
     /// Used in Pingora's own error lines: never the query string, which can carry codes.

@@ -224,3 +224,95 @@ async fn a_step_up_the_idp_did_not_confirm_is_refused() {
     assert!(back.body.contains("stronger sign-in"), "{}", back.body);
     assert!(ua.cookie("__Host-portcullis").is_none());
 }
+
+/// Every security event is one `audit` line with who, what and where, and no line of the log
+/// carries a token, code or cookie.
+#[tokio::test]
+async fn audit_lines_tell_who_did_what_and_never_a_secret() {
+    let s = stack(
+        &[(
+            "/admin/",
+            "token = \"user\"\nrequire = [{ claim = \"groups\", any_of = [\"admins\"] }]",
+        )],
+        "[log]\nformat = \"json\"\naccess_log_user = \"sub\"",
+        &[],
+    )
+    .await;
+    let gw = &s.gw;
+    let mut ua = UserAgent::new();
+    assert_eq!(login::login(&mut ua, gw, "/", "gus").await.status, 302);
+    let cookie = ua.cookie("__Host-portcullis").unwrap().to_string();
+    let (status, echo) = call(&mut ua, gw, "/api/x", &[("user-agent", "audit-test/1.0")]).await;
+    assert_eq!(status, 200);
+    let token = header(&echo, "authorization")[0]
+        .strip_prefix("Bearer ")
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        call(&mut ua, gw, "/admin/x", &[("user-agent", "audit-test/1.0")])
+            .await
+            .0,
+        403
+    );
+    let logout = login::logout_url(&mut ua, &gw.url("")).await;
+    assert_eq!(ua.get(&gw.url(&logout), &[]).await.status, 302);
+
+    let log = gw.log();
+    let lines: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .collect();
+    let audit: Vec<&Value> = lines.iter().filter(|l| l["target"] == "audit").collect();
+    let find = |event: &str, outcome: &str| {
+        *audit
+            .iter()
+            .find(|f| f["event"] == event && f["outcome"] == outcome)
+            .unwrap_or_else(|| panic!("no {event}/{outcome} audit line in:\n{log}"))
+    };
+    let login_line = find("login", "succeeded");
+    let refusal = find("authorization", "refused");
+    let logout_line = find("logout", "succeeded");
+    let session = login_line["session"].as_str().unwrap();
+    assert!(session.len() >= 16 && session != "-", "{login_line}");
+    for line in [login_line, refusal, logout_line] {
+        assert_eq!(line["sub"], "gus", "{line}");
+        assert_eq!(line["session"], session, "one session, one name: {line}");
+        assert_eq!(line["client"], "127.0.0.1", "{line}");
+        assert_ne!(line["request_id"], "-", "{line}");
+        assert_ne!(line["sid"], "-", "{line}");
+    }
+    assert_eq!(login_line["route"], "bff:callback");
+    assert_eq!(logout_line["route"], "bff:logout");
+    assert_eq!(refusal["route"], "/admin/");
+    assert_eq!(refusal["user_agent"], "audit-test/1.0");
+    assert_eq!(refusal["reason"], "groups (any_of)");
+    // Access lines name the client and, as configured, the user.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["target"] == "access" && l["user"] == "gus" && l["client"] == "127.0.0.1"),
+        "{log}"
+    );
+    for secret in [cookie.as_str(), token.as_str()] {
+        assert!(!log.contains(secret), "a secret reached the log");
+    }
+    assert!(
+        !log.contains("code="),
+        "an authorization code reached the log"
+    );
+    let metrics = crate::harness::client()
+        .get(gw.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        "portcullis_audit_events_total{event=\"login\",outcome=\"succeeded\"} 1",
+        "portcullis_audit_events_total{event=\"authorization\",outcome=\"refused\"} 1",
+        "portcullis_audit_events_total{event=\"logout\",outcome=\"succeeded\"} 1",
+    ] {
+        assert!(metrics.contains(series), "{series}\n{metrics}");
+    }
+}
