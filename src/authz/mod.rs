@@ -6,5 +6,6 @@
 //! Claims are the validated ID token's, kept sealed in the session and replaced when a refresh
 //! returns a new ID token. Nothing here reads the request: a client cannot claim anything.
 
+pub mod assertion;
 pub mod claim_headers;
 pub mod rules;

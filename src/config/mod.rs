@@ -137,6 +137,7 @@ pub struct Config {
     pub rate_limits: RateLimitsConfig,
     pub response_headers: ResponseHeadersConfig,
     pub authorization: AuthorizationConfig,
+    pub identity_assertion: IdentityAssertionConfig,
     pub session: SessionConfig,
     pub tokens: TokensConfig,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -309,6 +310,11 @@ pub struct RouteConfig {
     /// asks the IdP for them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub acr_values: Vec<String>,
+    /// Send a signed identity assertion (`X-Portcullis-Assertion`) to the upstream.
+    pub identity_assertion: bool,
+    /// The assertion's `aud`; the cluster's name when not set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_assertion_audience: Option<String>,
     /// Largest request body (bytes) the route forwards; larger ones get 413. `None`: no limit.
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_size")]
     pub max_body: Option<u64>,
@@ -594,6 +600,28 @@ pub enum ClaimValue {
     Bool(bool),
     Integer(i64),
     Float(f64),
+}
+
+/// Keys and contents of signed identity assertions (`routes[].identity_assertion`).
+#[derive(Debug, Clone, Serialize)]
+pub struct IdentityAssertionConfig {
+    /// Signing keys: the first signs, all are published at the JWKS endpoint.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<AssertionKey>,
+    /// How long an assertion is valid (`exp - iat`).
+    #[serde(serialize_with = "ser_duration")]
+    pub lifetime: Duration,
+    /// Claims of the session copied into assertions (besides `sub` and `sid`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AssertionKey {
+    /// The `kid` upstreams look the key up by.
+    pub id: String,
+    /// PEM private key: RSA (RS256) or EC P-256 (ES256), PKCS#8.
+    pub private_key: Secret,
 }
 
 /// Who may sign in at all (`[authorization]`).

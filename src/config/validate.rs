@@ -39,6 +39,7 @@ pub fn validate_and_list_keys(
         let pingora = pingora(&top.section("pingora"));
         let anti_forgery = anti_forgery(&top.section("anti_forgery"));
         let rate_limits = rate_limits(&top.section("rate_limits"));
+        let identity_assertion = identity_assertion(&top.section("identity_assertion"));
         let authorization = AuthorizationConfig {
             require: super::rules::claim_rules(&top.section("authorization"), "require"),
         };
@@ -59,6 +60,22 @@ pub fn validate_and_list_keys(
             .map_or("X-CSRF", |a| a.header.as_str())
             .to_string();
         let routes = routes(&top, &declared, &af_header);
+        for (i, r) in routes.iter().enumerate() {
+            if r.identity_assertion && identity_assertion.keys.is_empty() {
+                reader.push(
+                    format!("routes[{i}].identity_assertion"),
+                    "is true, but identity_assertion.keys has no key to sign with",
+                    "add a key: [[identity_assertion.keys]] id = \"2026-01\" private_key_file = \"...\" (openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256)",
+                );
+            }
+            if r.identity_assertion && server.as_ref().is_some_and(|s| s.public_origin.is_none()) {
+                reader.push(
+                    format!("routes[{i}].identity_assertion"),
+                    "is true, but server.public_origin (the assertions' iss) is not set",
+                    "set server.public_origin",
+                );
+            }
+        }
         if !authorization.require.is_empty() && oidc.is_none() {
             reader.push(
                 "authorization.require".into(),
@@ -120,6 +137,7 @@ pub fn validate_and_list_keys(
             rate_limits,
             response_headers,
             authorization,
+            identity_assertion,
             session,
             tokens,
             redis,
@@ -140,6 +158,7 @@ pub fn validate_and_list_keys(
             Some(rate_limits),
             Some(response_headers),
             authorization,
+            identity_assertion,
             Some(session),
             Some(tokens),
             redis,
@@ -155,6 +174,7 @@ pub fn validate_and_list_keys(
             rate_limits,
             response_headers,
             authorization,
+            identity_assertion,
             session,
             tokens,
             redis,
@@ -366,6 +386,64 @@ fn rate_limits(s: &Section<'_, '_>) -> Option<RateLimitsConfig> {
         backchannel: limit("backchannel", 600),
         failed_session_lookups: limit("failed_session_lookups", 60),
     })
+}
+
+fn identity_assertion(s: &Section<'_, '_>) -> IdentityAssertionConfig {
+    let mut keys: Vec<AssertionKey> = Vec::new();
+    for k in s.table_list("keys") {
+        let id = k.string("id").filter(|i| !i.is_empty());
+        if id.is_none() {
+            k.issue(
+                "id",
+                "missing or empty",
+                "name the key, e.g. id = \"2026-01\"",
+            );
+        }
+        let key = k.secret("private_key", "private_key_file");
+        if key.is_none() && !k.has("private_key") && !k.has("private_key_file") {
+            k.issue(
+                "private_key_file",
+                "missing",
+                "point it at a PEM private key: openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out key.pem",
+            );
+        }
+        let (Some(id), Some(key)) = (id, key) else {
+            continue;
+        };
+        if let Err(e) = crate::authz::assertion::parse_key(&id, key.expose()) {
+            k.issue(
+                "private_key",
+                e,
+                "give an EC P-256 key (ES256) or an RSA key of 2048 bits or more (RS256), in PEM",
+            );
+            continue;
+        }
+        if keys.iter().any(|o| o.id == id) {
+            k.issue(
+                "id",
+                format!("{id:?} is used by another key"),
+                "give every key its own id",
+            );
+            continue;
+        }
+        keys.push(AssertionKey {
+            id,
+            private_key: key,
+        });
+    }
+    let lifetime = s.duration("lifetime").unwrap_or(Duration::from_secs(60));
+    if lifetime < Duration::from_secs(10) || lifetime > Duration::from_secs(600) {
+        s.issue(
+            "lifetime",
+            "must be between 10s and 10m",
+            "use e.g. \"60s\": long enough for one call chain, short enough that a copy is useless soon",
+        );
+    }
+    IdentityAssertionConfig {
+        keys,
+        lifetime,
+        claims: s.strings("claims").unwrap_or_default(),
+    }
 }
 
 const REFERRER_POLICIES: &[&str] = &[
@@ -1171,11 +1249,21 @@ fn routes(
         );
         let scopes = r.strings("scopes").unwrap_or_default();
         let require = super::rules::claim_rules(r, "require");
+        let identity_assertion = r.bool("identity_assertion").unwrap_or(false);
+        let identity_assertion_audience = r.string("identity_assertion_audience");
+        if identity_assertion_audience.is_some() && !identity_assertion {
+            r.issue(
+                "identity_assertion_audience",
+                "is set, but identity_assertion is not true",
+                "set identity_assertion = true, or remove it",
+            );
+        }
         let claim_headers = super::rules::claim_headers(r, anti_forgery_header);
         let acr_values = super::rules::acr_values(r, "acr_values");
         // Rules judge a session; a route without one has nobody to judge.
         if token == TokenPolicy::None || token == TokenPolicy::Client {
             for (key, set) in [
+                ("identity_assertion", identity_assertion),
                 ("require", !require.is_empty()),
                 ("claim_headers", !claim_headers.is_empty()),
                 ("acr_values", !acr_values.is_empty()),
@@ -1245,6 +1333,8 @@ fn routes(
             require,
             claim_headers,
             acr_values,
+            identity_assertion,
+            identity_assertion_audience,
             max_body,
         });
     }

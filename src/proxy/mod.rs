@@ -73,8 +73,11 @@ pub struct Gateway {
     served_hosts: Option<route::ServedHosts>,
     security_headers: response::SecurityHeaders,
     tunnels: Arc<tunnels::Tunnels>,
-    /// Every route's `claim_headers` names, folded: removed from every incoming request.
+    /// Every route's `claim_headers` names and the assertion header, folded: removed from
+    /// every incoming request.
     claim_header_names: Vec<String>,
+    /// Signs identity assertions for routes that send them; `None` without keys.
+    assertions: Option<crate::authz::assertion::Signer>,
     tokens: Arc<Tokens>,
     /// One per [`Endpoint`], in `Endpoint::ALL` order.
     endpoint_metrics: Vec<RouteMetrics>,
@@ -101,6 +104,7 @@ impl Gateway {
             security_headers: response::SecurityHeaders::new(&config.response_headers),
 
             claim_header_names: routes.claim_header_names(),
+            assertions: assertion_signer(config),
             served_hosts: route::ServedHosts::new(config.server.public_origin.as_ref(), &routes),
             routes,
             anti_forgery: config.anti_forgery.clone(),
@@ -334,6 +338,15 @@ impl ProxyHttp for Gateway {
             ctx.error = Some(err);
             return Ok(true);
         }
+        if let Some(signer) = &self.assertions {
+            if session.req_header().uri.path() == crate::authz::assertion::JWKS_PATH {
+                let reply = crate::bff::Reply::Json {
+                    body: signer.jwks(),
+                };
+                respond::reply(session, ctx, &self.security_headers, reply).await?;
+                return Ok(true);
+            }
+        }
         if let Some(endpoint) = self.bff.endpoint(session.req_header().uri.path()) {
             self.serve_endpoint(endpoint, session, ctx).await?;
             return Ok(true);
@@ -452,6 +465,11 @@ impl ProxyHttp for Gateway {
                     req.insert_header(name.clone(), value)?;
                 }
             }
+            if let (Some(audience), Some(signer)) = (&route.assertion_audience, &self.assertions) {
+                if let Some(assertion) = signer.assertion(current, audience) {
+                    req.insert_header(crate::authz::assertion::HEADER, assertion)?;
+                }
+            }
         }
         Ok(())
     }
@@ -521,4 +539,33 @@ impl ProxyHttp for Gateway {
             ctx.request_id
         )
     }
+}
+
+/// The identity assertion signer of `[identity_assertion]`, when keys are configured (their
+/// PEM was checked by the config validation; a key that fails here is logged and skipped).
+fn assertion_signer(config: &Config) -> Option<crate::authz::assertion::Signer> {
+    let c = &config.identity_assertion;
+    let keys = c
+        .keys
+        .iter()
+        .filter_map(|k| {
+            crate::authz::assertion::parse_key(&k.id, k.private_key.expose())
+                .map_err(
+                    |e| tracing::error!(key = %k.id, error = %e, "identity assertion key unusable"),
+                )
+                .ok()
+        })
+        .collect();
+    let issuer = config
+        .server
+        .public_origin
+        .as_ref()
+        .map_or_else(String::new, |o| o.as_str().to_string());
+    crate::authz::assertion::Signer::new(
+        keys,
+        issuer,
+        c.lifetime,
+        c.claims.clone(),
+        config.session.cache_size,
+    )
 }

@@ -28,6 +28,8 @@ pub struct Route {
     pub acr_values: Vec<String>,
     /// Headers set from the session's claims: (name, claim path).
     pub claim_headers: Vec<(http::HeaderName, String)>,
+    /// The `aud` of the identity assertion this route's upstream gets; `None`: no assertion.
+    pub assertion_audience: Option<Arc<str>>,
     pub metrics: RouteMetrics,
 }
 
@@ -86,6 +88,13 @@ impl RouteTable {
                     scopes: c.scopes.clone(),
                     max_body: c.max_body,
                     require: c.require.clone(),
+                    assertion_audience: c.identity_assertion.then(|| {
+                        Arc::from(
+                            c.identity_assertion_audience
+                                .as_deref()
+                                .unwrap_or(c.cluster.as_str()),
+                        )
+                    }),
                     acr_values: c.acr_values.clone(),
                     claim_headers: c
                         .claim_headers
@@ -115,6 +124,7 @@ impl RouteTable {
             .iter()
             .flat_map(|r| r.claim_headers.iter())
             .map(|(n, _)| crate::config::rules::fold(n.as_str()))
+            .chain(std::iter::once(crate::authz::assertion::HEADER.to_string()))
             .collect();
         names.sort();
         names.dedup();
@@ -169,6 +179,8 @@ mod tests {
                 scopes: Vec::new(),
                 max_body: None,
                 require: Vec::new(),
+                identity_assertion: false,
+                identity_assertion_audience: None,
                 claim_headers: Vec::new(),
                 acr_values: Vec::new(),
             })

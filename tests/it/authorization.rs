@@ -316,3 +316,104 @@ async fn audit_lines_tell_who_did_what_and_never_a_secret() {
         assert!(metrics.contains(series), "{series}\n{metrics}");
     }
 }
+
+/// An upstream that gets no token learns who the user is from a short-lived JWT it can verify
+/// with the gateway's published keys; a client cannot forge it.
+#[tokio::test]
+async fn identity_assertions_are_signed_published_and_unforgeable() {
+    let dir = crate::harness::gateway::scratch_dir();
+    let (ec, rsa) = (dir.join("assert-ec.pem"), dir.join("assert-rsa.pem"));
+    for (path, args) in [
+        (
+            &ec,
+            &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"][..],
+        ),
+        (
+            &rsa,
+            &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"][..],
+        ),
+    ] {
+        let out = std::process::Command::new("openssl")
+            .arg("genpkey")
+            .args(args)
+            .arg("-out")
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let s = stack(
+        &[("/legacy/", "token = \"user\"\nidentity_assertion = true")],
+        &format!(
+            "[identity_assertion]\nclaims = [\"email\"]\n\
+             [[identity_assertion.keys]]\nid = \"ec-1\"\nprivate_key_file = \"{}\"\n\
+             [[identity_assertion.keys]]\nid = \"rsa-0\"\nprivate_key_file = \"{}\"",
+            ec.display(),
+            rsa.display()
+        ),
+        &[],
+    )
+    .await;
+    let gw = &s.gw;
+    let mut ua = UserAgent::new();
+    assert_eq!(login::login(&mut ua, gw, "/", "hana").await.status, 302);
+    let forged = [
+        ("x-portcullis-assertion", "forged"),
+        ("X_Portcullis_Assertion", "forged"),
+    ];
+    let (status, echo) = call(&mut ua, gw, "/legacy/page", &forged).await;
+    assert_eq!(status, 200, "{echo}");
+    let assertions = header(&echo, "x-portcullis-assertion");
+    assert_eq!(assertions.len(), 1, "{echo}");
+    assert!(header(&echo, "x_portcullis_assertion").is_empty(), "{echo}");
+    let jwt = assertions[0].to_string();
+
+    // Verified the way an upstream would: the key by `kid` from the published set.
+    let jwks: Value = crate::harness::client()
+        .get(gw.url("/.well-known/portcullis/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|k| k["kid"].as_str())
+        .collect();
+    assert_eq!(kids, ["ec-1", "rsa-0"]);
+    let header = jsonwebtoken::decode_header(&jwt).unwrap();
+    assert_eq!(header.kid.as_deref(), Some("ec-1"), "the first key signs");
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwks["keys"][0].clone()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.set_audience(&["api"]);
+    validation.set_issuer(&[gw.url("")]);
+    let claims = jsonwebtoken::decode::<Value>(
+        &jwt,
+        &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(),
+        &validation,
+    )
+    .unwrap_or_else(|e| panic!("the assertion does not verify: {e}"))
+    .claims;
+    assert_eq!(claims["sub"], "hana");
+    assert_eq!(claims["email"], "hana@example.test");
+    assert_eq!(
+        claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+        60
+    );
+    assert!(claims["jti"].as_str().is_some_and(|j| !j.is_empty()));
+    // Reused while fresh: the hot path does not sign per request.
+    let (_, again) = call(&mut ua, gw, "/legacy/other", &[]).await;
+    assert_eq!(header_of(&again), Some(jwt.as_str()));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn header_of(echo: &Value) -> Option<&str> {
+    echo["headers"]["x-portcullis-assertion"][0].as_str()
+}
