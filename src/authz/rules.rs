@@ -67,6 +67,15 @@ impl ClaimRule {
     }
 }
 
+/// Adds the claims of `extra` that `claims` lacks (the ID token's win).
+pub fn merge(claims: &mut Map<String, Value>, extra: &Map<String, Value>) {
+    for (name, value) in extra {
+        if !claims.contains_key(name) {
+            claims.insert(name.clone(), value.clone());
+        }
+    }
+}
+
 /// The first rule of `rules` that `claims` do not satisfy.
 pub fn first_failed<'r>(
     rules: &'r [ClaimRule],

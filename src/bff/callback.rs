@@ -83,7 +83,7 @@ pub async fn finish(
         },
         other => other,
     };
-    let tokens = match tokens {
+    let mut tokens = match tokens {
         Ok(t) => t,
         Err(e) => {
             tracing::warn!(error = %e, "refusing the ID token of a login");
@@ -94,6 +94,30 @@ pub async fn finish(
             return answer(GatewayError::IdentityProviderFailed);
         }
     };
+    // Claims the IdP only gives at its userinfo endpoint (profile, email, groups at some IdPs)
+    // join the ID token's, which win where both have one.
+    let mut userinfo = serde_json::Map::new();
+    if bff.userinfo {
+        let sub = tokens
+            .claims
+            .get("sub")
+            .and_then(|s| s.as_str())
+            .unwrap_or_default();
+        match provider
+            .userinfo(&idp.http, &tokens.access_token, sub)
+            .await
+        {
+            Ok(claims) => {
+                crate::authz::rules::merge(&mut tokens.claims, &claims);
+                userinfo = claims;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the userinfo endpoint at login");
+                audit::record(Event::new("login", "failed").reason("userinfo"), who);
+                return answer(GatewayError::IdentityProviderFailed);
+            }
+        }
+    }
     let claim = |name: &str| {
         tokens
             .claims
@@ -146,6 +170,7 @@ pub async fn finish(
         access_expires_at: tokens.access_expires_at,
         access_lifetime: tokens.access_lifetime,
         claims: tokens.claims,
+        userinfo,
         resource_tokens: Default::default(),
     };
     let (data_sub, sid_for_log) = (sub.clone(), sid.clone());

@@ -116,6 +116,8 @@ pub struct Bff {
     login_require: Vec<crate::config::ClaimRule>,
     /// `acr_values` a login may ask for: every route's and `oidc.allowed_acr_values`.
     acr_allowed: Vec<String>,
+    /// `oidc.userinfo`: read the userinfo endpoint at login.
+    userinfo: bool,
 }
 
 impl Bff {
@@ -158,6 +160,7 @@ impl Bff {
             login_timeout,
             revoked: None,
             login_require: config.authorization.require.clone(),
+            userinfo: config.oidc.as_ref().is_some_and(|o| o.userinfo),
             acr_allowed: {
                 let mut acr: Vec<String> = config
                     .routes

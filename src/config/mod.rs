@@ -408,6 +408,8 @@ pub struct OidcConfig {
     pub post_logout_path: String,
     /// What `/bff/logout` does at the IdP after ending the local session.
     pub idp_logout: IdpLogout,
+    /// Read the userinfo endpoint at login and add its claims to the session's.
+    pub userinfo: bool,
     /// How long a started login may take before its state is forgotten.
     #[serde(serialize_with = "ser_duration")]
     pub login_timeout: Duration,

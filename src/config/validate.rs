@@ -685,6 +685,7 @@ fn oidc(o: &Section<'_, '_>) -> Option<OidcConfig> {
             "use \"/signout-callback-oidc\"",
         );
     }
+    let userinfo = o.bool("userinfo").unwrap_or(false);
     let idp_logout = o
         .parsed(
             "idp_logout",
@@ -791,6 +792,7 @@ fn oidc(o: &Section<'_, '_>) -> Option<OidcConfig> {
         callback_path,
         post_logout_path,
         idp_logout,
+        userinfo,
         login_timeout,
         discovery_refresh,
         http_timeout,

@@ -271,6 +271,40 @@ impl Provider {
         }
     }
 
+    /// The userinfo endpoint's claims for this access token (OIDC Core 5.3), refused unless
+    /// their `sub` is `sub` (5.3.4: a substituted response must not pass). JSON responses only.
+    pub async fn userinfo(
+        &self,
+        http: &openidconnect::reqwest::Client,
+        access_token: &str,
+        sub: &str,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+        let endpoint = self
+            .metadata
+            .userinfo_endpoint()
+            .ok_or("the IdP advertises no userinfo endpoint")?;
+        let response = http
+            .get(endpoint.url().as_str())
+            .bearer_auth(access_token)
+            .header(http::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| chain(&e))?;
+        if !response.status().is_success() {
+            return Err(format!(
+                "the userinfo endpoint answered {}",
+                response.status()
+            ));
+        }
+        let body = response.bytes().await.map_err(|e| chain(&e))?;
+        let claims: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&body)
+            .map_err(|e| format!("the userinfo answer is not a JSON object: {e}"))?;
+        if claims.get("sub").and_then(|s| s.as_str()) != Some(sub) {
+            return Err("the userinfo answer is for another subject".into());
+        }
+        Ok(claims)
+    }
+
     /// Auth0's logout endpoint (`{issuer}v2/logout`), for tenants that do not advertise an
     /// end-session endpoint. Auth0 returns no `state`.
     pub fn auth0_logout_url(&self, return_to: &str) -> Option<String> {

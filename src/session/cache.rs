@@ -316,6 +316,7 @@ mod tests {
             access_expires_at: None,
             access_lifetime: None,
             claims: Default::default(),
+            userinfo: Default::default(),
             resource_tokens: Default::default(),
         };
         Arc::new(Entry::new(k.clone(), record, data, origin, u64::MAX / 2))

@@ -36,8 +36,13 @@ pub struct SessionData {
     /// Seconds the access token was granted for (`expires_in`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_lifetime: Option<u64>,
-    /// The ID token's claims, for `/bff/user`.
+    /// The ID token's claims, with the userinfo endpoint's where the ID token has none of that
+    /// name (`oidc.userinfo`): what `/bff/user` shows and rules judge.
     pub claims: serde_json::Map<String, serde_json::Value>,
+    /// The userinfo endpoint's claims at login, kept to merge again when a refresh replaces
+    /// the ID token's.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub userinfo: serde_json::Map<String, serde_json::Value>,
     /// Tokens for other APIs (RFC 8707 resources) or scopes, by `"<resource> <scopes>"`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub resource_tokens: BTreeMap<String, ResourceToken>,

@@ -230,6 +230,7 @@ impl Refresher {
             Some(Ok(t)) => {
                 data.id_token = t.raw;
                 data.claims = t.claims;
+                crate::authz::rules::merge(&mut data.claims, &data.userinfo);
             }
             Some(Err(why)) => {
                 tracing::warn!(reason = %why, "ignoring the ID token returned by a refresh");

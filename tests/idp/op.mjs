@@ -12,6 +12,9 @@
 //                                         forge tokens with the right key or rotate keys
 //   OP_IGNORE_ACR                         "1": never confirm requested acr_values (an IdP
 //                                         without step-up)
+//   OP_USERINFO_ONLY                      "1": profile and email claims only at the userinfo
+//                                         endpoint (conformIdTokenClaims), and access tokens
+//                                         without a default resource, which userinfo accepts
 // Test controls: GET /test/grants (counters), /test/rename?sub=&name= (profile change),
 // /test/claims?sub=&json= (extra ID token claims for a user, e.g. groups or nested roles).
 // Step-up: a login whose acr_values the OP session does not satisfy prompts a new sign-in, which
@@ -91,7 +94,7 @@ const provider = new Provider(issuer, {
     profile: ["name", "preferred_username"],
     email: ["email", "email_verified"],
   },
-  conformIdTokenClaims: false,
+  conformIdTokenClaims: env("OP_USERINFO_ONLY", "") === "1",
   // Any login is accepted by the dev interactions; the login name becomes `sub`.
   async findAccount(_ctx, sub) {
     return {
@@ -124,7 +127,7 @@ const provider = new Provider(issuer, {
     backchannelLogout: { enabled: true },
     resourceIndicators: {
       enabled: true,
-      defaultResource: () => API,
+      defaultResource: () => (env("OP_USERINFO_ONLY", "") === "1" ? undefined : API),
       useGrantedResource: () => true,
       getResourceServerInfo: (_ctx, resource) => ({
         scope: resource === PARTNER ? "partner:read" : API_SCOPES,

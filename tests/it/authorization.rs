@@ -417,3 +417,46 @@ async fn identity_assertions_are_signed_published_and_unforgeable() {
 fn header_of(echo: &Value) -> Option<&str> {
     echo["headers"]["x-portcullis-assertion"][0].as_str()
 }
+
+/// IdPs that keep profile claims out of the ID token give them at the userinfo endpoint: with
+/// `oidc.userinfo` they join the session's claims (and rules can use them).
+#[tokio::test]
+async fn userinfo_claims_join_the_session_when_configured() {
+    use crate::harness::idp::{CLIENT_ID, CLIENT_SECRET};
+    let (with, without) = (free_port(), free_port());
+    let idp = login::start_idp_with(&[with, without], &[("OP_USERINFO_ONLY", "1")]);
+    let spa = Upstream::start("spa").await;
+    let gateway = |port: u16, userinfo: bool| {
+        GatewayConfig::new()
+            .port(port)
+            .server(&format!("public_origin = \"http://127.0.0.1:{port}\""))
+            .toml(&format!(
+                "[oidc]\nissuer = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\nuserinfo = {userinfo}\n\
+                 [authorization]\nrequire = [{{ claim = \"email_verified\", equals = true }}]",
+                idp.issuer
+            ))
+            .cluster("spa", &[spa.url()], "")
+            .route("/", "spa", "")
+    };
+    let gw = gateway(with, true).start().await;
+    login::wait_ready(&gw).await;
+    let mut ua = UserAgent::new();
+    let back = login::login(&mut ua, &gw, "/", "ivy").await;
+    assert_eq!(back.status, 302, "{}", back.body);
+    let me: Value = serde_json::from_str(&login::user(&mut ua, &gw).await.body).unwrap();
+    assert_eq!(
+        login::claim(&me, "email"),
+        Some(&json!("ivy@example.test")),
+        "{me}"
+    );
+    assert_eq!(login::claim(&me, "sub"), Some(&json!("ivy")));
+
+    // The same OP without oidc.userinfo: the claim the rule needs is not in the ID token.
+    let plain = gateway(without, false).start().await;
+    login::wait_ready(&plain).await;
+    let mut other = UserAgent::new();
+    assert_eq!(
+        login::login(&mut other, &plain, "/", "ivy").await.status,
+        403
+    );
+}

@@ -440,6 +440,7 @@ mod tracking {
             access_expires_at: None,
             access_lifetime: None,
             claims: Default::default(),
+            userinfo: Default::default(),
             resource_tokens: Default::default(),
         }
     }
