@@ -6,8 +6,9 @@
 //!                        /signout-callback-oidc, /bff/backchannel) answer here;
 //!                        otherwise route.rs (reject ambiguous paths, 404 when nothing matches),
 //!                        antiforgery.rs on protected routes (401/403), session.rs (cache, then
-//!                        store; 503 when it cannot answer), then the route's token (token/:
-//!                        refresh when near expiry; 401/503)
+//!                        store; 503 when it cannot answer), authorize.rs (require rules 403,
+//!                        step-up 401), then the route's token (token/: refresh when near
+//!                        expiry; 401/503)
 //! upstream_peer          healthy destination of the route's cluster (503 when none)
 //! fail_to_connect        try another destination
 //! upstream_request_filter  path rewrite, Host, X-Forwarded-*, X-Request-Id, session cookies
