@@ -692,7 +692,19 @@ mod tests {
         let mut root: toml::Table = text.parse().unwrap();
         let mut present = BTreeSet::new();
         present_keys(&root, "", &mut present);
-        let (result, known) = super::validate::validate_and_list_keys(&mut root, &HashMap::new());
+        // The example ships no private key: the test gives it one, as a deployment would.
+        let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &ring::rand::SystemRandom::new(),
+        )
+        .unwrap();
+        let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8.as_ref().to_vec()));
+        let env: HashMap<String, String> = [(
+            "PORTCULLIS__IDENTITY_ASSERTION__KEYS__0__PRIVATE_KEY".to_string(),
+            pem,
+        )]
+        .into();
+        let (result, known) = super::validate::validate_and_list_keys(&mut root, &env);
         if let Err(issues) = result {
             panic!("example config is invalid: {issues:#?}");
         }
