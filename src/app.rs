@@ -188,6 +188,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), AppError> {
              loses its __Host- protection. NEVER use this outside local development."
         );
     }
+    let shutdown_readiness = readiness.clone();
     server.add_service(background_service("lifecycle", Lifecycle(readiness)));
 
     if config.server.public_origin.is_none() {
@@ -202,7 +203,10 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), AppError> {
         "portcullis starting"
     );
     server.run(RunArgs {
-        shutdown_signal: Box::new(GracefulOnInterrupt),
+        shutdown_signal: Box::new(GracefulOnInterrupt {
+            delay: config.pingora.shutdown_delay,
+            readiness: shutdown_readiness,
+        }),
     });
     Ok(())
 }
@@ -239,7 +243,16 @@ fn resolve_now<'a>(clusters: impl Iterator<Item = &'a Arc<Cluster>>) -> Result<(
 
 /// Pingora treats SIGINT as "exit now"; a gateway should drain on Ctrl-C too, like SIGTERM.
 /// SIGQUIT keeps its meaning: hand the listeners to a new process (`run --upgrade`).
-struct GracefulOnInterrupt;
+///
+/// With `pingora.shutdown_delay`, a SIGTERM first only turns `/readyz` to 503 while the
+/// listeners keep serving: Kubernetes and Azure Container Apps keep sending new connections
+/// for a few seconds until their endpoints update, and a listener closed at once would refuse
+/// them (the distroless image has no `sleep` for a preStop hook). A second signal ends the
+/// delay early.
+struct GracefulOnInterrupt {
+    delay: std::time::Duration,
+    readiness: Arc<Readiness>,
+}
 
 #[async_trait]
 impl ShutdownSignalWatch for GracefulOnInterrupt {
@@ -253,9 +266,22 @@ impl ShutdownSignalWatch for GracefulOnInterrupt {
             return std::future::pending().await;
         };
         tokio::select! {
-            _ = term.recv() => ShutdownSignal::GracefulTerminate,
-            _ = int.recv() => ShutdownSignal::GracefulTerminate,
-            _ = quit.recv() => ShutdownSignal::GracefulUpgrade,
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+            _ = quit.recv() => return ShutdownSignal::GracefulUpgrade,
         }
+        if !self.delay.is_zero() {
+            self.readiness.set_draining();
+            tracing::info!(
+                delay = ?self.delay,
+                "shutdown requested: /readyz now answers 503; still serving until the delay ends"
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(self.delay) => {}
+                _ = term.recv() => tracing::info!("second signal: ending the shutdown delay early"),
+                _ = int.recv() => tracing::info!("second signal: ending the shutdown delay early"),
+            }
+        }
+        ShutdownSignal::GracefulTerminate
     }
 }

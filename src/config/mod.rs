@@ -220,6 +220,11 @@ pub enum AccessLogUser {
 pub struct PingoraConfig {
     pub threads: usize,
     pub work_stealing: bool,
+    /// After SIGTERM: `/readyz` answers 503 at once, but the listeners keep accepting and
+    /// serving for this long (load balancers and Kubernetes endpoints take a few seconds to
+    /// stop sending), then the graceful shutdown starts.
+    #[serde(serialize_with = "ser_duration")]
+    pub shutdown_delay: Duration,
     #[serde(serialize_with = "ser_duration")]
     pub grace_period: Duration,
     #[serde(serialize_with = "ser_duration")]

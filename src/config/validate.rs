@@ -299,6 +299,17 @@ fn pingora(s: &Section<'_, '_>) -> Option<PingoraConfig> {
     Some(PingoraConfig {
         threads: count("threads", 1, 1024, cores),
         work_stealing: s.bool("work_stealing").unwrap_or(true),
+        shutdown_delay: match s.duration("shutdown_delay") {
+            Some(d) if d > Duration::from_secs(300) => {
+                s.issue(
+                    "shutdown_delay",
+                    "is longer than 5m",
+                    "use a few seconds: long enough for endpoints to update, e.g. \"5s\"",
+                );
+                d
+            }
+            d => d.unwrap_or(Duration::ZERO),
+        },
         grace_period: s
             .duration("grace_period")
             .unwrap_or(Duration::from_secs(10)),

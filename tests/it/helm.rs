@@ -237,3 +237,158 @@ fn secrets_under_config_are_refused_by_the_schema() {
         );
     }
 }
+
+/// The chart's README lists every value with its `# --` description (the helm-docs
+/// convention), generated from values.yaml. `UPDATE_CHART_README=1` rewrites it.
+#[test]
+fn chart_readme_lists_every_value_as_values_yaml_describes_it() {
+    let values = std::fs::read_to_string(chart().join("values.yaml")).unwrap();
+    let table = values_table(&values);
+    let readme_path = chart().join("README.md");
+    let readme = std::fs::read_to_string(&readme_path).unwrap_or_default();
+    const BEGIN: &str = "<!-- values:begin (generated from values.yaml by tests/it/helm.rs) -->\n";
+    const END: &str = "<!-- values:end -->\n";
+    let (head, tail) = match (readme.find(BEGIN), readme.find(END)) {
+        (Some(b), Some(e)) => (&readme[..b], &readme[e + END.len()..]),
+        _ => (readme.as_str(), ""),
+    };
+    let expected = format!("{head}{BEGIN}{table}{END}{tail}");
+    if std::env::var("UPDATE_CHART_README").is_ok() {
+        std::fs::write(&readme_path, &expected).unwrap();
+        return;
+    }
+    assert!(
+        readme == expected,
+        "helm/portcullis/README.md is out of date with values.yaml: run UPDATE_CHART_README=1 cargo test --test it helm::chart_readme"
+    );
+    // Every top-level value is described.
+    for line in values.lines().filter(|l| !l.starts_with([' ', '#']) && l.contains(':')) {
+        let key = line.split(':').next().unwrap();
+        assert!(
+            table.contains(&format!("| `{key}")),
+            "values.yaml key {key} has no `# --` description"
+        );
+    }
+}
+
+/// `| key | default | description |` rows for every key preceded by a `# --` comment.
+fn values_table(values: &str) -> String {
+    let mut rows = String::from("| key | default | description |\n|---|---|---|\n");
+    let mut path: Vec<(usize, String)> = Vec::new();
+    let mut doc: Option<String> = None;
+    for line in values.lines() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        if let Some(text) = trimmed.strip_prefix("# -- ") {
+            doc = Some(text.to_string());
+            continue;
+        }
+        if let (Some(d), Some(text)) = (doc.as_mut(), trimmed.strip_prefix("# ")) {
+            d.push(' ');
+            d.push_str(text);
+            continue;
+        }
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('-') {
+            if !trimmed.starts_with('#') {
+                doc = None;
+            }
+            continue;
+        }
+        let Some((key, value)) = trimmed.split_once(':') else {
+            continue;
+        };
+        while path.last().is_some_and(|(i, _)| *i >= indent) {
+            path.pop();
+        }
+        path.push((indent, key.to_string()));
+        if let Some(d) = doc.take() {
+            let full: Vec<&str> = path.iter().map(|(_, k)| k.as_str()).collect();
+            let value = value.trim();
+            let default = if value.is_empty() {
+                "see values.yaml".to_string()
+            } else {
+                format!("`{value}`")
+            };
+            rows.push_str(&format!(
+                "| `{}` | {default} | {} |\n",
+                full.join("."),
+                d.replace('|', "\\|")
+            ));
+        }
+    }
+    rows
+}
+
+/// What platform teams need from the chart: their own env and volumes (Key Vault through the
+/// Secrets Store CSI driver), Workload Identity, spread, priority, startup probe, a rotated
+/// Secret restarting the pods, a NetworkPolicy, PDB and HPA that match the replica count, an
+/// HTTPRoute, and values that are checked.
+#[test]
+fn chart_fits_real_clusters() {
+    let all = template(&[
+        "--set",
+        "serviceAccount.create=true",
+        "--set",
+        "serviceAccount.annotations.azure\\.workload\\.identity/client-id=11111111-2222-3333-4444-555555555555",
+        "--set-string",
+        "podLabels.azure\\.workload\\.identity/use=true",
+        "--set",
+        "extraEnv[0].name=PORTCULLIS__LOG__LEVEL,extraEnv[0].value=debug",
+        "--set",
+        "envFrom[0].secretRef.name=more-settings",
+        "--set",
+        "extraVolumes[0].name=kv,extraVolumes[0].csi.driver=secrets-store.csi.k8s.io",
+        "--set",
+        "extraVolumeMounts[0].name=kv,extraVolumeMounts[0].mountPath=/mnt/kv",
+        "--set",
+        "priorityClassName=high",
+        "--set",
+        "secrets.oidcClientSecret=s3cret",
+        "--set",
+        "httpRoute.enabled=true,httpRoute.hostnames[0]=app.example.com,httpRoute.parentRefs[0].name=edge",
+    ]);
+    let d = manifest(&all, "Deployment");
+    for expected in [
+        "serviceAccountName: gw-portcullis",
+        "azure.workload.identity/use: \"true\"",
+        "name: PORTCULLIS__LOG__LEVEL",
+        "secretRef:\n                name: more-settings",
+        "mountPath: /mnt/kv",
+        "driver: secrets-store.csi.k8s.io",
+        "priorityClassName: high",
+        "startupProbe:",
+        "checksum/secret:",
+        "topologyKey: kubernetes.io/hostname",
+        "topologyKey: topology.kubernetes.io/zone",
+    ] {
+        assert!(d.contains(expected), "deployment lacks {expected:?}:\n{d}");
+    }
+    assert!(rendered_toml(&all).contains("shutdown_delay = \"5s\""));
+    let sa = manifest(&all, "ServiceAccount");
+    assert!(sa.contains("azure.workload.identity/client-id: 11111111-2222-3333-4444-555555555555"));
+    assert!(manifest(&all, "HTTPRoute").contains("- app.example.com"));
+    // One pod: no disruption budget that would block node drains forever.
+    assert!(!all.contains("kind: PodDisruptionBudget"));
+    // A rotated secret changes the pod template, so the pods restart.
+    let rotated = template(&["--set", "secrets.oidcClientSecret=rotated"]);
+    let checksum = |all: &str| {
+        manifest(all, "Deployment")
+            .lines()
+            .find(|l| l.contains("checksum/secret:"))
+            .map(str::to_string)
+    };
+    assert_ne!(checksum(&all), checksum(&rotated));
+
+    let prod = template(&["-f", &production()]);
+    let np = manifest(&prod, "NetworkPolicy");
+    assert!(np.contains("port: admin") && np.contains("kubernetes.io/metadata.name: monitoring"), "{np}");
+    assert!(np.contains("port: http") && np.contains("kubernetes.io/metadata.name: ingress-nginx"), "{np}");
+    assert!(manifest(&prod, "PodDisruptionBudget").contains("minAvailable: 2"));
+    let hpa = manifest(&prod, "HorizontalPodAutoscaler");
+    assert!(hpa.contains("name: cpu") && hpa.contains("name: memory"), "{hpa}");
+
+    // Values are checked: a typo at the top level is an error, not silently ignored.
+    let out = helm(&["template", "gw", chart().to_str().unwrap(), "--set", "replicas=3"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("additional properties 'replicas' not allowed"));
+}
