@@ -262,7 +262,10 @@ fn chart_readme_lists_every_value_as_values_yaml_describes_it() {
         "helm/portcullis/README.md is out of date with values.yaml: run UPDATE_CHART_README=1 cargo test --test it helm::chart_readme"
     );
     // Every top-level value is described.
-    for line in values.lines().filter(|l| !l.starts_with([' ', '#']) && l.contains(':')) {
+    for line in values
+        .lines()
+        .filter(|l| !l.starts_with([' ', '#']) && l.contains(':'))
+    {
         let key = line.split(':').next().unwrap();
         assert!(
             table.contains(&format!("| `{key}")),
@@ -381,14 +384,30 @@ fn chart_fits_real_clusters() {
 
     let prod = template(&["-f", &production()]);
     let np = manifest(&prod, "NetworkPolicy");
-    assert!(np.contains("port: admin") && np.contains("kubernetes.io/metadata.name: monitoring"), "{np}");
-    assert!(np.contains("port: http") && np.contains("kubernetes.io/metadata.name: ingress-nginx"), "{np}");
+    assert!(
+        np.contains("port: admin") && np.contains("kubernetes.io/metadata.name: monitoring"),
+        "{np}"
+    );
+    assert!(
+        np.contains("port: http") && np.contains("kubernetes.io/metadata.name: ingress-nginx"),
+        "{np}"
+    );
     assert!(manifest(&prod, "PodDisruptionBudget").contains("minAvailable: 2"));
     let hpa = manifest(&prod, "HorizontalPodAutoscaler");
-    assert!(hpa.contains("name: cpu") && hpa.contains("name: memory"), "{hpa}");
+    assert!(
+        hpa.contains("name: cpu") && hpa.contains("name: memory"),
+        "{hpa}"
+    );
 
     // Values are checked: a typo at the top level is an error, not silently ignored.
-    let out = helm(&["template", "gw", chart().to_str().unwrap(), "--set", "replicas=3"]);
+    let out = helm(&[
+        "template",
+        "gw",
+        chart().to_str().unwrap(),
+        "--set",
+        "replicas=3",
+    ]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("additional properties 'replicas' not allowed"));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("additional properties 'replicas' not allowed"));
 }

@@ -42,7 +42,12 @@ async fn after_sigterm_readiness_fails_at_once_but_new_connections_are_served_fo
         .start()
         .await;
     assert_eq!(
-        client().get(gw.admin_url("/readyz")).send().await.unwrap().status(),
+        client()
+            .get(gw.admin_url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
         200
     );
     gw.terminate();

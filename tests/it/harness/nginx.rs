@@ -1,5 +1,6 @@
 //! nginx (Debian's `nginx-light`) as the load balancer in front of several gateways, with the
-//! same proxy settings as `docker/demo/nginx.conf`. Stopped by PID on drop.
+//! same proxy settings as `docker/demo/nginx.conf`. Stopped by PID on drop, the way nginx
+//! shuts down cleanly (SIGTERM to the master).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -95,7 +96,20 @@ impl Nginx {
 }
 
 impl Drop for Nginx {
+    /// SIGTERM to the master, which stops its workers and exits; SIGKILL would orphan the
+    /// worker, still listening after the suite. SIGKILL only if it does not exit in time.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                let _ = std::fs::remove_dir_all(&self.dir);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
