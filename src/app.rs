@@ -202,6 +202,9 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), AppError> {
         version = env!("CARGO_PKG_VERSION"),
         "portcullis starting"
     );
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     server.run(RunArgs {
         shutdown_signal: Box::new(GracefulOnInterrupt {
             delay: config.pingora.shutdown_delay,

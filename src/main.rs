@@ -54,6 +54,9 @@ fn main() -> ExitCode {
     match command {
         Command::Check { config } => match config::load(&config, &ProcessEnv) {
             Ok(cfg) => {
+                for warning in cfg.warnings() {
+                    eprintln!("warning: {warning}");
+                }
                 print!("{}", cfg.to_toml());
                 eprintln!("{}: configuration is valid", config.display());
                 ExitCode::SUCCESS

@@ -149,6 +149,20 @@ pub struct Config {
 }
 
 impl Config {
+    /// What is allowed but should not stay so: `check` prints these, `run` logs them.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self
+            .session
+            .encryption_keys
+            .iter()
+            .any(|k| validate::PUBLISHED_SESSION_KEYS.contains(&k.expose()))
+        {
+            out.push("session.encryption_keys: the demo key published in Portcullis' repository is in use; fine for a local demo, never for real users (openssl rand -base64 32)".to_string());
+        }
+        out
+    }
+
     /// The effective configuration as TOML, secrets masked: what `portcullis check` prints.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
@@ -704,10 +718,16 @@ mod tests {
         )
         .unwrap();
         let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8.as_ref().to_vec()));
-        let env: HashMap<String, String> = [(
-            "PORTCULLIS__IDENTITY_ASSERTION__KEYS__0__PRIVATE_KEY".to_string(),
-            pem,
-        )]
+        let env: HashMap<String, String> = [
+            (
+                "PORTCULLIS__IDENTITY_ASSERTION__KEYS__0__PRIVATE_KEY".to_string(),
+                pem,
+            ),
+            (
+                "PORTCULLIS__SESSION__ENCRYPTION_KEYS".to_string(),
+                "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".to_string(),
+            ),
+        ]
         .into();
         let (result, known) = super::validate::validate_and_list_keys(&mut root, &env);
         if let Err(issues) = result {

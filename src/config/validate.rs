@@ -76,6 +76,20 @@ pub fn validate_and_list_keys(
                 );
             }
         }
+        // The demo's key is public: fine on a laptop, never where real users sign in.
+        if let (Some(sess), Some(srv)) = (&session, &server) {
+            if !srv.public_origin.as_ref().is_none_or(|o| o.is_loopback()) {
+                for (i, key) in sess.encryption_keys.iter().enumerate() {
+                    if PUBLISHED_SESSION_KEYS.contains(&key.expose()) {
+                        reader.push(
+                            format!("session.encryption_keys[{i}]"),
+                            "is the demo key published in Portcullis' repository: anyone can read and forge sessions sealed with it",
+                            "generate your own with openssl rand -base64 32 and keep it in a secret (PORTCULLIS__SESSION__ENCRYPTION_KEYS or encryption_keys_file)",
+                        );
+                    }
+                }
+            }
+        }
         if !authorization.require.is_empty() && oidc.is_none() {
             reader.push(
                 "authorization.require".into(),
@@ -456,6 +470,10 @@ fn identity_assertion(s: &Section<'_, '_>) -> IdentityAssertionConfig {
         claims: s.strings("claims").unwrap_or_default(),
     }
 }
+
+/// Session keys that appear in this repository's demo files (`docker/compose.yaml`): accepted
+/// only for a loopback origin, and then with a warning.
+pub const PUBLISHED_SESSION_KEYS: &[&str] = &["q0S8pJlY0E9o1cJc3m2m4G7mQ3cGmZq1v7bS0lJcR2U="];
 
 const REFERRER_POLICIES: &[&str] = &[
     "no-referrer",

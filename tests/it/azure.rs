@@ -31,7 +31,7 @@ fn the_azure_deployment_configures_a_valid_gateway_with_secrets_by_reference() {
     // What ACA resolves each secretref to (the values the script stores as app secrets).
     let secrets = [
         ("secretref:oidc-client-secret", "client-secret-value"),
-        ("secretref:session-keys", "q0S8pJlY0E9o1cJc3m2m4G7mQ3cGmZq1v7bS0lJcR2U="),
+        ("secretref:session-keys", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
         (
             "secretref:redis-connection-string",
             "portcullis-sessions.redis.cache.windows.net:6380,password=k3y,ssl=True,abortConnect=False",

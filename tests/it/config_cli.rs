@@ -491,3 +491,34 @@ fn authorization_rules_and_claim_headers_are_checked() {
         String::from_utf8_lossy(&again.stderr)
     );
 }
+
+#[test]
+fn the_demo_session_key_is_refused_where_real_users_sign_in() {
+    let demo_key = "q0S8pJlY0E9o1cJc3m2m4G7mQ3cGmZq1v7bS0lJcR2U=";
+    let with_origin = |origin: &str| {
+        format!(
+            "[server]\npublic_origin = \"{origin}\"\n[session]\nstore = \"redis\"\nencryption_keys = [\"{demo_key}\"]\n\
+             [redis]\nurl = \"redis://127.0.0.1:6379\"\n{VALID}"
+        )
+    };
+    let out = check(&with_origin("https://app.example.com"), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains(
+            "session.encryption_keys[0]: is the demo key published in Portcullis' repository"
+        ),
+        "{stderr}"
+    );
+    // On a laptop (the demo), it passes with a warning.
+    let out = check(&with_origin("http://127.0.0.1:8080"), &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("warning: session.encryption_keys"));
+}

@@ -5,7 +5,8 @@ use std::process::{Command, Output};
 
 use crate::harness::portcullis_check;
 
-const KEY: &str = "q0S8pJlY0E9o1cJc3m2m4G7mQ3cGmZq1v7bS0lJcR2U=";
+/// A test-only key (not the demo's, which `check` refuses outside loopback).
+const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 fn helm_bin() -> PathBuf {
     let local = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/tools/helm");

@@ -9,7 +9,7 @@ use super::free_port;
 use super::gateway::scratch_dir;
 
 /// The session encryption key every replica of a test shares.
-pub const SESSION_KEY: &str = "q0S8pJlY0E9o1cJc3m2m4G7mQ3cGmZq1v7bS0lJcR2U=";
+pub const SESSION_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 /// `[session]` and `[redis]` for sessions in Redis at `redis_line` (`url = ...`, ...).
 fn session_toml(redis_line: &str) -> String {
