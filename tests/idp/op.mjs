@@ -37,7 +37,8 @@ const API_SCOPES = "api:read api:write";
 const PARTNER = "urn:portcullis:partner";
 
 const server = http.createServer();
-await new Promise((ok) => server.listen(Number(env("OP_PORT", "0")), "127.0.0.1", ok));
+// OP_BIND: where to listen (the issuer stays 127.0.0.1); the Compose demo reaches it from the host.
+await new Promise((ok) => server.listen(Number(env("OP_PORT", "0")), env("OP_BIND", "127.0.0.1"), ok));
 const issuer = `http://127.0.0.1:${server.address().port}`;
 
 const client = {

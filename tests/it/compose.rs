@@ -101,6 +101,21 @@ fn the_compose_stack_runs_the_shipped_config_and_stays_in_sync_with_it() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // No host networking (Docker Desktop lacks it): one shared namespace, owned by the lb, which
+    // publishes what the browser opens on the host's loopback only.
+    for (name, svc) in services {
+        assert_ne!(svc["network_mode"], "host", "{name} needs host networking");
+        if name != "lb" {
+            assert_eq!(svc["network_mode"], "service:lb", "{name}");
+        }
+    }
+    let ports = services["lb"]["ports"].to_string();
+    for published in ["127.0.0.1:8080:8080", "127.0.0.1:3002:3002"] {
+        assert!(ports.contains(published), "{published}: {ports}");
+    }
+    assert_eq!(services["op"]["environment"]["OP_BIND"], "0.0.0.0");
+    assert!(nginx.contains("listen 8080;"), "published traffic reaches nginx");
+
     // The OP knows the redirect URIs the config makes (the same file the quickstart uses).
     assert_eq!(services["op"]["env_file"], "demo/op.env");
     let op = std::fs::read_to_string(root().join("docker/demo/op.env")).unwrap();

@@ -46,10 +46,7 @@ impl Nginx {
                 in_upstream = false;
             }
             let line = line
-                .replace(
-                    "listen 127.0.0.1:8080;",
-                    &format!("listen 127.0.0.1:{port};"),
-                )
+                .replace("listen 8080;", &format!("listen 127.0.0.1:{port};"))
                 .replace(
                     "pid /tmp/nginx-demo.pid;",
                     &format!("pid {}/nginx.pid;", dir.display()),
