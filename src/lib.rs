@@ -13,6 +13,7 @@ pub mod audit;
 pub mod authz;
 pub mod bff;
 pub mod config;
+pub mod dependency;
 pub mod error;
 pub mod metrics;
 pub mod oidc;

@@ -12,16 +12,7 @@ use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
-/// A dependency that can make the gateway not ready.
-pub trait DependencyCheck: Send + Sync {
-    fn name(&self) -> &'static str;
-    /// `Err(reason)` when the dependency is not usable. Must be cheap: probes call it often.
-    fn check(&self) -> Result<(), String>;
-    /// Whether a failing check leaves the gateway ready (reported as `degraded`).
-    fn degrades_only(&self) -> bool {
-        false
-    }
-}
+pub use crate::dependency::DependencyCheck;
 
 #[derive(Default)]
 pub struct Readiness {

@@ -16,7 +16,7 @@ use pingora::services::background::BackgroundService;
 
 use super::assertion::ClientAssertion;
 use super::provider::{ClientSettings, Metadata, Provider};
-use crate::admin::DependencyCheck;
+use crate::dependency::DependencyCheck;
 use crate::config::{ClientAuth, Config};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
-use crate::admin::DependencyCheck;
+use crate::dependency::DependencyCheck;
 use crate::config::{Config, RedisConfig, RedisEndpoint, StoreKind};
 
 use super::cache::SessionCache;

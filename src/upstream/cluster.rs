@@ -13,17 +13,9 @@ use pingora::upstreams::peer::HttpPeer;
 use crate::config::{ClusterConfig, Destination};
 use crate::metrics::Metrics;
 
+use super::addresses::{Upstream, Upstreams};
 use super::discovery::Discovery;
 use super::health::ClusterHealthCheck;
-
-/// One destination address: the destination it came from and a ready-made peer.
-pub struct Upstream {
-    pub destination: Arc<Destination>,
-    pub peer: HttpPeer,
-}
-
-/// Address -> upstream, replaced whole by discovery, read lock-free on every request.
-pub type Upstreams = Arc<ArcSwap<HashMap<std::net::SocketAddr, Arc<Upstream>>>>;
 
 pub struct Cluster {
     pub name: String,

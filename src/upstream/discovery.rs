@@ -18,7 +18,7 @@ use pingora::{Error, ErrorType, Result};
 use crate::config::{ClusterConfig, Destination};
 use crate::metrics::Metrics;
 
-use super::cluster::{Upstream, Upstreams};
+use super::addresses::{Upstream, Upstreams};
 
 pub struct Discovery {
     cluster: String,

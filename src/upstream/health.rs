@@ -13,7 +13,7 @@ use pingora::{Error, ErrorType, Result};
 use crate::config::{ClusterConfig, HealthCheckConfig, HealthCheckKind};
 use crate::metrics::Metrics;
 
-use super::cluster::Upstreams;
+use super::addresses::Upstreams;
 
 enum Probe {
     Http(Box<HttpHealthCheck>),
