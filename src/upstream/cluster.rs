@@ -1,16 +1,13 @@
 //! A cluster: its destinations behind a round-robin load balancer, and how to reach them.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 
 use pingora::lb::selection::RoundRobin;
 use pingora::lb::{Backend, Backends, LoadBalancer};
 use pingora::services::background::{background_service, GenBackgroundService};
-use pingora::upstreams::peer::HttpPeer;
 
-use crate::config::{ClusterConfig, Destination};
+use crate::config::ClusterConfig;
 use crate::metrics::Metrics;
 
 use super::addresses::{Upstream, Upstreams};
