@@ -1,8 +1,9 @@
 //! The request pipeline: `impl ProxyHttp`, one short delegation per phase, in phase order.
 //!
 //! ```text
-//! early_request_filter   keepalive, request id
-//! request_filter         BFF endpoints (/bff/login, /signin-oidc, /bff/user, /bff/logout,
+//! early_request_filter   keepalive, body timeout, request id
+//! request_filter         route.rs host check (421); the JWKS of identity assertions;
+//!                        BFF endpoints (/bff/login, /signin-oidc, /bff/user, /bff/logout,
 //!                        /signout-callback-oidc, /bff/backchannel) answer here;
 //!                        otherwise route.rs (reject ambiguous paths, 404 when nothing matches),
 //!                        antiforgery.rs on protected routes (401/403), session.rs (cache, then
@@ -11,9 +12,11 @@
 //!                        expiry; 401/503)
 //! upstream_peer          healthy destination of the route's cluster (503 when none)
 //! fail_to_connect        try another destination
-//! upstream_request_filter  path rewrite, Host, X-Forwarded-*, X-Request-Id, session cookies
-//!                        removed, Authorization replaced on token routes
-//! response_filter        strip hop-by-hop headers, X-Request-Id back to the client
+//! request_body_filter    routes[].max_body on chunked bodies (413)
+//! upstream_request_filter  upstream_request.rs: path rewrite, Authorization, Host, gateway
+//!                        cookies removed, forwarded.rs headers, claim headers and assertion
+//! response_filter        response.rs: hop-by-hop headers, upstream Set-Cookie for our
+//!                        cookies, security headers, X-Request-Id; on 101 the long idle timeout
 //! fail_to_proxy          problem+json or a page (rescue.rs)
 //! logging                access log and metrics
 //! ```
@@ -33,6 +36,7 @@ mod route;
 mod session;
 mod tunnels;
 mod upstream;
+mod upstream_request;
 
 use std::sync::Arc;
 
@@ -44,7 +48,7 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
 
 use crate::bff::{Bff, Endpoint};
-use crate::config::{AntiForgeryConfig, Cidr, Config, Origin, TokenPolicy};
+use crate::config::{AntiForgeryConfig, Cidr, Config, Origin};
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::session::Sessions;
@@ -404,75 +408,16 @@ impl ProxyHttp for Gateway {
         req: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        // Runs again on every retry, on a fresh copy of the client's request: idempotent.
-        if let Some(route) = &ctx.route {
-            let original = session
-                .req_header()
-                .uri
-                .path_and_query()
-                .map_or("/", |pq| pq.as_str());
-            if let Some(path) = route.rewrite(original) {
-                match http::Uri::try_from(path) {
-                    Ok(uri) => req.set_uri(uri),
-                    Err(_) => {
-                        ctx.error = Some(GatewayError::BadRewrite);
-                        return Error::e_explain(
-                            ErrorType::HTTPStatus(400),
-                            "rewritten path is not a URI",
-                        );
-                    }
-                }
-            }
-            // Token injection, second half: the browser never chooses the upstream's credentials.
-            if route.token != TokenPolicy::None {
-                req.remove_header(&http::header::AUTHORIZATION);
-                if let Some(value) = ctx.authorization.clone() {
-                    req.insert_header(http::header::AUTHORIZATION, value)?;
-                }
-            }
-            if !route.cluster.config.preserve_host {
-                if let Some(d) = &ctx.destination {
-                    req.insert_header("Host", d.authority.as_str())?;
-                }
-            }
+        upstream_request::UpstreamRequest {
+            cookie_names: [&self.bff.cookie_names[0], &self.bff.cookie_names[1]],
+            forwarding: forwarded::Forwarding {
+                trusted_proxies: &self.trusted_proxies,
+                scheme: self.scheme,
+                claim_headers: &self.claim_header_names,
+            },
+            assertions: self.assertions.as_ref(),
         }
-        // The session id and login binding are the gateway's; no upstream ever sees them.
-        let names = &self.bff.cookie_names;
-        let ours = names[0].as_bytes();
-        if req
-            .headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .any(|v| v.as_bytes().windows(ours.len()).any(|w| w == ours))
-        {
-            let kept = crate::session::cookie::without(&req.headers, &[&names[0], &names[1]]);
-            req.remove_header(&http::header::COOKIE);
-            if let Some(v) = kept {
-                req.insert_header(http::header::COOKIE, v)?;
-            }
-        }
-        forwarded::Forwarding {
-            trusted_proxies: &self.trusted_proxies,
-            scheme: self.scheme,
-            claim_headers: &self.claim_header_names,
-        }
-        .apply(session, req, ctx)?;
-        // What upstreams learn of the user comes from the session, never the request (whose
-        // headers of these names, in every spelling, were just removed).
-        if let (Some(route), Some(current)) = (&ctx.route, &ctx.session) {
-            for (name, claim) in &route.claim_headers {
-                if let Some(value) = crate::authz::claim_headers::value(&current.data.claims, claim)
-                {
-                    req.insert_header(name.clone(), value)?;
-                }
-            }
-            if let (Some(audience), Some(signer)) = (&route.assertion_audience, &self.assertions) {
-                if let Some(assertion) = signer.assertion(current, audience) {
-                    req.insert_header(crate::authz::assertion::HEADER, assertion)?;
-                }
-            }
-        }
-        Ok(())
+        .prepare(session, req, ctx)
     }
 
     async fn response_filter(

@@ -33,6 +33,18 @@ fn values<'h>(headers: &'h HeaderMap, name: &'h str) -> impl Iterator<Item = &'h
         .map(|(_, v)| v.trim())
 }
 
+/// Whether any `Cookie` header has a cookie named one of `names` (without allocating: most
+/// requests to most routes carry none of the gateway's cookies).
+pub fn mentions(headers: &HeaderMap, names: &[&str]) -> bool {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .any(|pair| names.contains(&pair.split_once('=').map_or(pair, |(k, _)| k)))
+}
+
 /// The `Cookie` header to send upstream: every cookie but ours, joined into one header.
 /// `None` when nothing is left (drop the header).
 pub fn without(headers: &HeaderMap, names: &[&str]) -> Option<HeaderValue> {
@@ -83,6 +95,20 @@ pub fn clear(name: &str, secure: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mentions_matches_whole_cookie_names_only() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(http::header::COOKIE, HeaderValue::from_str(v).unwrap());
+            m
+        };
+        let ours = ["__Host-portcullis", "__Host-portcullis-login"];
+        assert!(mentions(&h("a=1; __Host-portcullis=x"), &ours));
+        assert!(mentions(&h("__Host-portcullis-login=y"), &ours));
+        assert!(!mentions(&h("x__Host-portcullis=1; __Host-portcullis-other=2"), &ours));
+        assert!(!mentions(&HeaderMap::new(), &ours));
+    }
 
     const NAME: &str = "__Host-portcullis";
 
