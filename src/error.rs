@@ -1,7 +1,8 @@
 //! The request-path error: every way a request can fail, with its HTTP status.
 //!
 //! Each variant says whether the client is at fault (4xx) or the gateway/upstream is (5xx);
-//! `proxy::rescue` renders them as problem+json for API callers or a short page for browsers.
+//! `proxy::local_answer` renders them as problem+json for API callers or a short page for
+//! browsers.
 
 /// Why `/signin-oidc` refused to finish a login; each one tells the user what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -302,5 +303,22 @@ impl GatewayError {
             GatewayError::RequestTimeout => "The request body did not arrive in time.".into(),
             GatewayError::Internal => "The gateway failed to handle this request.".into(),
         }
+    }
+}
+
+impl std::fmt::Display for GatewayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status(), self.slug(), self.detail())
+    }
+}
+
+impl std::error::Error for GatewayError {}
+
+/// A store that fails answers 503 and keeps the session (the browser keeps its cookie): a
+/// network blip must not log anyone out. The cause is logged here, once for every caller.
+impl From<crate::session::StoreError> for GatewayError {
+    fn from(e: crate::session::StoreError) -> GatewayError {
+        tracing::warn!(error = %e, "the session store failed; answering 503");
+        GatewayError::SessionStoreUnavailable
     }
 }

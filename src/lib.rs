@@ -3,7 +3,7 @@
 //! The browser talks only to Portcullis. Every request runs the same phases
 //! (`proxy/mod.rs`): pick a route (`upstream::RouteTable`), then a healthy destination of its
 //! cluster (`upstream::Cluster`), forward with the right `X-Forwarded-*` headers, and answer
-//! failures as problem+json or a readable page (`proxy/rescue.rs`). Configuration is TOML with
+//! failures as problem+json or a readable page (`proxy/fail_to_proxy.rs` and `proxy/local_answer.rs`). Configuration is TOML with
 //! `PORTCULLIS__*` overrides (`config`); `/healthz`, `/readyz` and `/metrics` live on a separate
 //! admin listener (`admin`).
 

@@ -94,10 +94,7 @@ pub async fn logout(
     {
         Ok(true) => {}
         Ok(false) => return refuse("This logout token was already used (jti replayed)."),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot record the logout token id");
-            return GatewayError::SessionStoreUnavailable.into();
-        }
+        Err(e) => return GatewayError::from(e).into(),
     }
     let ended = match end_sessions(bff, &claims).await {
         Ok(ended) => ended,

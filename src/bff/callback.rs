@@ -176,10 +176,7 @@ pub async fn finish(
     let (data_sub, sid_for_log) = (sub.clone(), sid.clone());
     let id = match bff.sessions.create(sub, sid, &data).await {
         Ok(id) => id,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot store the new session");
-            return answer(GatewayError::SessionStoreUnavailable);
-        }
+        Err(e) => return answer(GatewayError::from(e)),
     };
     // A session the browser still held ends here: one browser, one session.
     if let Some(previous) = bff.sessions.id_in(headers) {

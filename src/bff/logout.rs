@@ -36,10 +36,7 @@ pub async fn start(
     };
     let current = match bff.sessions.find(headers, false).await {
         Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read the session to log out");
-            return GatewayError::SessionStoreUnavailable.into();
-        }
+        Err(e) => return GatewayError::from(e).into(),
     };
     let Some(current) = current else {
         // Nobody to log out: just go where the user was going.
@@ -60,8 +57,7 @@ pub async fn start(
         .into();
     }
     if let Err(e) = bff.sessions.delete_key(&current.key).await {
-        tracing::warn!(error = %e, "cannot delete the session at logout");
-        return GatewayError::SessionStoreUnavailable.into();
+        return GatewayError::from(e).into();
     }
     bff.revocations("user", 1);
     crate::audit::record(

@@ -32,10 +32,7 @@ pub async fn claims(bff: &Bff, headers: &HeaderMap, query: &[(String, String)]) 
                     .unwrap_or_default(),
             };
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read the session");
-            return GatewayError::SessionStoreUnavailable.into();
-        }
+        Err(e) => return GatewayError::from(e).into(),
     };
     let mut out = Vec::with_capacity(current.data.claims.len() + 2);
     for (name, value) in &current.data.claims {

@@ -16,8 +16,8 @@ use pingora::services::background::BackgroundService;
 
 use super::assertion::ClientAssertion;
 use super::provider::{ClientSettings, Metadata, Provider};
-use crate::dependency::DependencyCheck;
 use crate::config::{ClientAuth, Config};
+use crate::dependency::DependencyCheck;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// An unknown `kid` reloads the JWKS at most this often, so a stream of bad tokens cannot turn

@@ -15,9 +15,9 @@
 //! request_body_filter    routes[].max_body on chunked bodies (413)
 //! upstream_request_filter  upstream_request.rs: path rewrite, Authorization, Host, gateway
 //!                        cookies removed, forwarded.rs headers, claim headers and assertion
-//! response_filter        response.rs: hop-by-hop headers, upstream Set-Cookie for our
+//! response_filter        upstream_response.rs: hop-by-hop headers, upstream Set-Cookie for our
 //!                        cookies, security headers, X-Request-Id; on 101 the long idle timeout
-//! fail_to_proxy          problem+json or a page (rescue.rs)
+//! fail_to_proxy          fail_to_proxy.rs: classify, then local_answer.rs writes it
 //! logging                access log and metrics
 //! ```
 
@@ -26,17 +26,17 @@ mod antiforgery;
 mod authorize;
 mod body;
 mod context;
+mod fail_to_proxy;
 mod forwarded;
 mod limits;
+mod local_answer;
 mod names;
-mod rescue;
-mod respond;
-mod response;
 mod route;
 mod session;
 mod tunnels;
 mod upstream;
 mod upstream_request;
+mod upstream_response;
 
 use std::sync::Arc;
 
@@ -76,7 +76,7 @@ pub struct Gateway {
     limits: limits::Limits,
     /// Set with `server.public_origin`: requests for other hosts get 421.
     served_hosts: Option<route::ServedHosts>,
-    security_headers: response::SecurityHeaders,
+    security_headers: upstream_response::SecurityHeaders,
     tunnels: Arc<tunnels::Tunnels>,
     /// Every route's `claim_headers` names and the assertion header, folded: removed from
     /// every incoming request.
@@ -106,7 +106,7 @@ impl Gateway {
             tunnels: tunnels::Tunnels::new(bff.sessions.clone(), metrics.tunnels_closed.clone()),
             limits: limits::Limits::new(&config.rate_limits, metrics.rate_limited.clone()),
             bff,
-            security_headers: response::SecurityHeaders::new(&config.response_headers),
+            security_headers: upstream_response::SecurityHeaders::new(&config.response_headers),
 
             claim_header_names: routes.claim_header_names(),
             assertions: assertion_signer(config),
@@ -276,7 +276,7 @@ impl Gateway {
         ) {
             if let Err(e) = self.limits.admit(what, ip) {
                 ctx.error = Some(e.clone());
-                return respond::error(session, ctx, &self.security_headers, &e).await;
+                return local_answer::error(session, ctx, &self.security_headers, &e).await;
             }
         }
         let body = if endpoint == Endpoint::Backchannel {
@@ -284,7 +284,7 @@ impl Gateway {
                 Ok(body) => body,
                 Err(e) => {
                     ctx.error = Some(e.clone());
-                    return respond::error(session, ctx, &self.security_headers, &e).await;
+                    return local_answer::error(session, ctx, &self.security_headers, &e).await;
                 }
             }
         } else {
@@ -305,7 +305,7 @@ impl Gateway {
         if let crate::bff::Reply::Error { error, .. } = &reply {
             ctx.error = Some(error.clone());
         }
-        respond::reply(session, ctx, &self.security_headers, reply).await
+        local_answer::reply(session, ctx, &self.security_headers, reply).await
     }
 }
 
@@ -339,7 +339,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<bool> {
         if let Err(err) = self.check_host(session) {
-            respond::error(session, ctx, &self.security_headers, &err).await?;
+            local_answer::error(session, ctx, &self.security_headers, &err).await?;
             ctx.error = Some(err);
             return Ok(true);
         }
@@ -348,7 +348,7 @@ impl ProxyHttp for Gateway {
                 let reply = crate::bff::Reply::Json {
                     body: signer.jwks(),
                 };
-                respond::reply(session, ctx, &self.security_headers, reply).await?;
+                local_answer::reply(session, ctx, &self.security_headers, reply).await?;
                 return Ok(true);
             }
         }
@@ -359,7 +359,7 @@ impl ProxyHttp for Gateway {
         match self.phases(session, ctx).await {
             Ok(()) => Ok(false),
             Err(err) => {
-                respond::error(session, ctx, &self.security_headers, &err).await?;
+                local_answer::error(session, ctx, &self.security_headers, &err).await?;
                 ctx.error = Some(err);
                 Ok(true)
             }
@@ -431,7 +431,7 @@ impl ProxyHttp for Gateway {
                 session.set_read_timeout(Some(route.cluster.config.upgrade_idle_timeout));
             }
         }
-        response::filter(
+        upstream_response::filter(
             resp,
             ctx,
             &self.bff.cookie_names,
@@ -446,7 +446,7 @@ impl ProxyHttp for Gateway {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        rescue::fail_to_proxy(session, e, ctx, &self.security_headers).await
+        fail_to_proxy::fail_to_proxy(session, e, ctx, &self.security_headers).await
     }
 
     fn suppress_error_log(&self, _session: &HttpSession, ctx: &RequestCtx, e: &Error) -> bool {
@@ -455,7 +455,7 @@ impl ProxyHttp for Gateway {
         ctx.error
             .as_ref()
             .is_some_and(|g| g.status() < 500 || g.status() == 503)
-            || rescue::client_went_away(e)
+            || fail_to_proxy::client_went_away(e)
     }
 
     async fn logging(&self, session: &mut HttpSession, e: Option<&Error>, ctx: &mut RequestCtx) {

@@ -29,14 +29,10 @@ pub async fn lookup(
     let Some(id) = sessions.id_in(headers) else {
         return Ok(None);
     };
-    let unavailable = |e: crate::session::StoreError| {
-        tracing::warn!(error = %e, "cannot read the session");
-        GatewayError::SessionStoreUnavailable
-    };
     // A cached session costs nothing and is never refused: the limit guards store reads, and
     // users behind one address (an office's NAT) keep working while another's dead cookies
     // use up that address's allowance.
-    let id = match sessions.cached(id, true).await.map_err(unavailable)? {
+    let id = match sessions.cached(id, true).await? {
         Ok(current) => return Ok(current),
         Err(id) => id,
     };
@@ -44,7 +40,7 @@ pub async fn lookup(
     if let Some(ip) = client {
         limits.check(Limited::FailedSessionLookup, ip)?;
     }
-    let found = sessions.read_through(id, true).await.map_err(unavailable)?;
+    let found = sessions.read_through(id, true).await?;
     if let (None, Some(ip)) = (&found, client) {
         limits.admit(Limited::FailedSessionLookup, ip)?;
     }

@@ -106,7 +106,10 @@ mod tests {
         let ours = ["__Host-portcullis", "__Host-portcullis-login"];
         assert!(mentions(&h("a=1; __Host-portcullis=x"), &ours));
         assert!(mentions(&h("__Host-portcullis-login=y"), &ours));
-        assert!(!mentions(&h("x__Host-portcullis=1; __Host-portcullis-other=2"), &ours));
+        assert!(!mentions(
+            &h("x__Host-portcullis=1; __Host-portcullis-other=2"),
+            &ours
+        ));
         assert!(!mentions(&HeaderMap::new(), &ours));
     }
 

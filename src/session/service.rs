@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
-use crate::dependency::DependencyCheck;
 use crate::config::{Config, RedisConfig, RedisEndpoint, StoreKind};
+use crate::dependency::DependencyCheck;
 
 use super::cache::SessionCache;
 use super::memory::MemoryStore;

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-
 use pingora::lb::selection::RoundRobin;
 use pingora::lb::{Backend, Backends, LoadBalancer};
 use pingora::services::background::{background_service, GenBackgroundService};

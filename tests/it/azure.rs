@@ -108,7 +108,11 @@ fn deploying_twice_creates_nothing_new_and_never_puts_a_secret_on_a_command_line
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     std::fs::copy(root().join("tests/azure/az"), bin.join("az")).unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let log = dir.join("az.log");
     let client_secret = "super-secret-client-value";
     let run = || {
@@ -132,7 +136,8 @@ fn deploying_twice_creates_nothing_new_and_never_puts_a_secret_on_a_command_line
             String::from_utf8_lossy(&out.stderr)
         );
         let state: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("state.json")).unwrap()).unwrap();
+            serde_json::from_str(&std::fs::read_to_string(dir.join("state.json")).unwrap())
+                .unwrap();
         state
     };
     let first = run();
@@ -146,7 +151,11 @@ fn deploying_twice_creates_nothing_new_and_never_puts_a_secret_on_a_command_line
         "containerapp/api",
     ] {
         assert!(
-            first["created"].as_array().unwrap().iter().any(|c| c == expected),
+            first["created"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c == expected),
             "{expected} not created: {first}"
         );
     }
@@ -163,7 +172,10 @@ fn deploying_twice_creates_nothing_new_and_never_puts_a_secret_on_a_command_line
         .unwrap()
         .to_string();
     assert_eq!(session_keys.len(), 44, "{session_keys}");
-    assert_eq!(first["secrets"][format!("{vault}/oidc-client-secret")], client_secret);
+    assert_eq!(
+        first["secrets"][format!("{vault}/oidc-client-secret")],
+        client_secret
+    );
 
     let second = run();
     assert_eq!(
@@ -173,7 +185,8 @@ fn deploying_twice_creates_nothing_new_and_never_puts_a_secret_on_a_command_line
         &second["created"].as_array().unwrap()[created..]
     );
     assert_eq!(
-        second["secrets"][format!("{vault}/session-keys")], session_keys,
+        second["secrets"][format!("{vault}/session-keys")],
+        session_keys,
         "the session keys changed: everyone would be logged out"
     );
     // Names are derived, not random: the same on both runs.
@@ -190,7 +203,10 @@ fn deploying_twice_creates_nothing_new_and_never_puts_a_secret_on_a_command_line
         "fake-redis-primary-key",
         connection_string.as_str(),
     ] {
-        assert!(!calls.contains(secret), "a secret was an az argument: {secret}");
+        assert!(
+            !calls.contains(secret),
+            "a secret was an az argument: {secret}"
+        );
     }
     // The app's secrets point into Key Vault, read with the managed identity.
     assert!(calls.contains(&format!(

@@ -114,7 +114,10 @@ fn the_compose_stack_runs_the_shipped_config_and_stays_in_sync_with_it() {
         assert!(ports.contains(published), "{published}: {ports}");
     }
     assert_eq!(services["op"]["environment"]["OP_BIND"], "0.0.0.0");
-    assert!(nginx.contains("listen 8080;"), "published traffic reaches nginx");
+    assert!(
+        nginx.contains("listen 8080;"),
+        "published traffic reaches nginx"
+    );
 
     // The OP knows the redirect URIs the config makes (the same file the quickstart uses).
     assert_eq!(services["op"]["env_file"], "demo/op.env");

@@ -9,13 +9,13 @@ use pingora::{Error, ErrorSource, ErrorType};
 use crate::error::GatewayError;
 
 use super::context::RequestCtx;
-use super::respond;
+use super::local_answer;
 
 pub async fn fail_to_proxy(
     session: &mut HttpSession,
     e: &Error,
     ctx: &mut RequestCtx,
-    security: &super::response::SecurityHeaders,
+    security: &super::upstream_response::SecurityHeaders,
 ) -> FailToProxy {
     let err = match ctx.error.take() {
         Some(err) => Some(err),
@@ -32,7 +32,7 @@ pub async fn fail_to_proxy(
     // Once the response header went out, the only honest signal left is closing the stream.
     let can_write = session.response_written().is_none();
     if can_write {
-        if let Err(write_err) = respond::error(session, ctx, security, &err).await {
+        if let Err(write_err) = local_answer::error(session, ctx, security, &err).await {
             tracing::debug!(error = %write_err, "could not send the error response");
         }
     }

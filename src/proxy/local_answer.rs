@@ -1,4 +1,6 @@
-//! Writing a complete response from inside the gateway (errors now, BFF endpoints later).
+//! The gateway's own answers, and the one place their bodies are written: errors as
+//! problem+json for scripts or a readable page for browser navigations, and the BFF endpoints'
+//! replies.
 //!
 //! Pingora does not run `response_filter` for locally written responses, so the headers every
 //! response needs are set here as well.
@@ -12,7 +14,7 @@ use crate::bff::Reply;
 use crate::error::GatewayError;
 
 use super::context::RequestCtx;
-use super::response::SecurityHeaders;
+use super::upstream_response::SecurityHeaders;
 
 /// Sends `body` as `content_type` on `resp` (which may carry its own `Set-Cookie`,
 /// `Location`, `Retry-After`), with the headers every local answer needs, and ends it.
