@@ -57,6 +57,22 @@ fn namer(key: &[u8]) -> Result<Hmac<Sha256>, SealError> {
 impl KeyRing {
     /// Keys as base64 of 32 random bytes (`openssl rand -base64 32`); the first one seals.
     pub fn from_base64<S: AsRef<str>>(keys: &[S]) -> Result<KeyRing, SealError> {
+        let decoded = keys
+            .iter()
+            .enumerate()
+            .map(|(index, k)| {
+                STANDARD
+                    .decode(k.as_ref().trim())
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .ok_or(SealError::BadKey { index })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        KeyRing::from_keys(&decoded)
+    }
+
+    /// Keys already decoded (as the configuration holds them); the first one seals.
+    pub fn from_keys(keys: &[[u8; 32]]) -> Result<KeyRing, SealError> {
         if keys.is_empty() {
             return Err(SealError::NoKeys);
         }
@@ -65,10 +81,7 @@ impl KeyRing {
             namers: Vec::with_capacity(keys.len()),
         };
         for (index, k) in keys.iter().enumerate() {
-            let bytes = STANDARD
-                .decode(k.as_ref().trim())
-                .map_err(|_| SealError::BadKey { index })?;
-            ring.add(&bytes).map_err(|_| SealError::BadKey { index })?;
+            ring.add(k).map_err(|_| SealError::BadKey { index })?;
         }
         Ok(ring)
     }

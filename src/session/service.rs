@@ -86,16 +86,7 @@ pub fn redis_options(c: &RedisConfig, index_ttl: Duration) -> Result<RedisOption
         RedisEndpoint::ConnectionString(cs) => {
             RedisOptions::from_stackexchange(cs.expose(), c.cluster)?
         }
-        RedisEndpoint::ClusterNodes(nodes) => {
-            let nodes = nodes
-                .iter()
-                .filter_map(|n| {
-                    let (h, p) = n.rsplit_once(':')?;
-                    Some((h.to_string(), p.parse().ok()?))
-                })
-                .collect();
-            RedisOptions::new(Endpoint::Cluster(nodes))
-        }
+        RedisEndpoint::ClusterNodes(nodes) => RedisOptions::new(Endpoint::Cluster(nodes.clone())),
     };
     if c.username.is_some() {
         options.username = c.username.clone();

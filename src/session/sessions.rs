@@ -121,8 +121,8 @@ impl Sessions {
         let keys = if config.encryption_keys.is_empty() {
             KeyRing::ephemeral()
         } else {
-            let raw: Vec<&str> = config.encryption_keys.iter().map(|k| k.expose()).collect();
-            KeyRing::from_base64(&raw).map_err(|e| format!("session.encryption_keys: {e}"))?
+            let keys: Vec<[u8; 32]> = config.encryption_keys.iter().map(|k| *k.bytes()).collect();
+            KeyRing::from_keys(&keys).map_err(|e| format!("session.encryption_keys: {e}"))?
         };
         Ok(Sessions {
             store,

@@ -522,3 +522,63 @@ fn the_demo_session_key_is_refused_where_real_users_sign_in() {
         .unwrap()
         .contains("warning: session.encryption_keys"));
 }
+
+/// `check` and `run` read a file the same way: whatever `check` refuses, `run` refuses at once
+/// with the same problems (it never starts and fails later in a background task), including
+/// values only the Redis client or the key decoder could judge before.
+#[test]
+fn check_and_run_refuse_exactly_the_same_files() {
+    let redis = |redis_lines: &str, session_key: &str| {
+        format!(
+            "[session]\nstore = \"redis\"\nencryption_keys = [\"{session_key}\"]\n[redis]\n{redis_lines}\n{VALID}"
+        )
+    };
+    let good_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let cases = [
+        (
+            redis("url = \"redis://cache:abc\"", good_key),
+            "redis.url: is not a Redis URL the client accepts",
+        ),
+        (
+            redis("url = \"redis://cache:6379/zero\"", good_key),
+            "redis.url: is not a Redis URL the client accepts",
+        ),
+        (
+            redis(
+                "cluster_nodes = [\"10.0.0.1:6379\", \"10.0.0.2\"]",
+                good_key,
+            ),
+            "redis.cluster_nodes[1]: \"10.0.0.2\" is not host:port",
+        ),
+        (
+            redis("url = \"redis://cache:6379\"", "c2hvcnQ="),
+            "session.encryption_keys[0]: is not base64 of 32 bytes",
+        ),
+        (
+            redis(
+                "connection_string = \"cache:6380,password=x,ssl=maybe\"",
+                good_key,
+            ),
+            "redis.connection_string: ssl=maybe is neither True nor False",
+        ),
+    ];
+    for (text, expected) in &cases {
+        let checked = check(text, &[]);
+        assert_eq!(checked.status.code(), Some(2), "check accepted:\n{text}");
+        let check_err = String::from_utf8_lossy(&checked.stderr).into_owned();
+        assert!(check_err.contains(expected), "{expected}\n{check_err}");
+
+        let dir = scratch_dir();
+        let path = dir.join("portcullis.toml");
+        std::fs::write(&path, text).unwrap();
+        let ran = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["run", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_dir_all(dir);
+        assert_eq!(ran.status.code(), Some(2), "run started with:\n{text}");
+        let run_err = String::from_utf8_lossy(&ran.stderr);
+        assert!(run_err.contains(expected), "{expected}\n{run_err}");
+    }
+}

@@ -37,8 +37,13 @@ pub enum RedisEndpoint {
     Url(Secret),
     /// StackExchange.Redis form (`host:6380,password=...,ssl=True`), as Azure shows it.
     ConnectionString(Secret),
-    /// Seed nodes of a Redis Cluster, `host:port`.
-    ClusterNodes(Vec<String>),
+    /// Seed nodes of a Redis Cluster, written `host:port`.
+    #[serde(serialize_with = "ser_nodes")]
+    ClusterNodes(Vec<(String, u16)>),
+}
+
+fn ser_nodes<S: serde::Serializer>(nodes: &[(String, u16)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(nodes.iter().map(|(h, p)| format!("{h}:{p}")))
 }
 
 pub(in crate::config) fn redis(
@@ -117,6 +122,14 @@ pub(in crate::config) fn redis(
                 "must start with redis:// or rediss://",
                 "e.g. rediss://:password@host:6380",
             );
+        } else if let Err(e) = fred::prelude::Config::from_url(u) {
+            // The client's own parser, so that `check` accepts exactly what `run` connects
+            // with. Its message names the part, never the password.
+            r.issue(
+                "url",
+                format!("is not a Redis URL the client accepts: {}", e.details()),
+                "e.g. rediss://:password@host:6380 or redis://host:6379/0",
+            );
         }
         RedisEndpoint::Url(url)
     } else if let Some(cs) = connection_string {
@@ -132,17 +145,19 @@ pub(in crate::config) fn redis(
         }
         RedisEndpoint::ConnectionString(cs)
     } else {
-        let nodes = cluster_nodes.unwrap_or_default();
-        for (i, n) in nodes.iter().enumerate() {
-            let ok = n
+        let mut nodes = Vec::new();
+        for (i, n) in cluster_nodes.unwrap_or_default().iter().enumerate() {
+            match n
                 .rsplit_once(':')
-                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
-            if !ok {
-                r.issue(
+                .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+                .filter(|(h, p)| !h.is_empty() && *p != 0)
+            {
+                Some((h, p)) => nodes.push((h.to_string(), p)),
+                None => r.issue(
                     &format!("cluster_nodes[{i}]"),
                     format!("{n:?} is not host:port"),
                     "e.g. \"10.0.0.1:6379\"",
-                );
+                ),
             }
         }
         if nodes.is_empty() {

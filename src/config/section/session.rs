@@ -21,7 +21,7 @@ pub struct SessionConfig {
     #[serde(serialize_with = "ser_duration")]
     pub absolute_timeout: Duration,
     /// Base64 AES-256 keys; the first seals, all open.
-    pub encryption_keys: Vec<Secret>,
+    pub encryption_keys: Vec<SessionKey>,
     /// Opened sessions kept per replica (0: no cache, every call reads the store).
     pub cache_size: usize,
     /// How long a cached session is trusted before the store is read again, even without an
@@ -114,16 +114,20 @@ pub(in crate::config) fn session(s: &Section<'_, '_>) -> Option<SessionConfig> {
             "make absolute_timeout at least as long as idle_timeout",
         );
     }
-    let encryption_keys = s
+    let mut encryption_keys = Vec::new();
+    for (i, key) in s
         .secret_list("encryption_keys", "encryption_keys_file")
-        .unwrap_or_default();
-    for (i, key) in encryption_keys.iter().enumerate() {
-        if crate::session::KeyRing::from_base64(&[key.expose()]).is_err() {
-            s.issue(
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        match SessionKey::decode(key) {
+            Some(k) => encryption_keys.push(k),
+            None => s.issue(
                 &format!("encryption_keys[{i}]"),
                 "is not base64 of 32 bytes",
                 "generate one with: openssl rand -base64 32",
-            );
+            ),
         }
     }
     let cache_size = s
@@ -157,4 +161,47 @@ pub(in crate::config) fn session(s: &Section<'_, '_>) -> Option<SessionConfig> {
         cache_size,
         cache_max_age,
     })
+}
+
+/// A session encryption key: decoded once here, so nothing later can find it malformed.
+/// Printed and debugged as `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionKey {
+    text: Secret,
+    bytes: [u8; 32],
+}
+
+impl SessionKey {
+    /// Base64 (standard alphabet, as `openssl rand -base64 32` writes it) of 32 bytes.
+    pub fn decode(text: Secret) -> Option<SessionKey> {
+        use base64::Engine;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(text.expose().trim())
+            .ok()?;
+        Some(SessionKey {
+            bytes: decoded.try_into().ok()?,
+            text,
+        })
+    }
+
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.bytes
+    }
+
+    /// The key as configured (to recognise the demo's published key).
+    pub fn expose(&self) -> &str {
+        self.text.expose()
+    }
+}
+
+impl std::fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl Serialize for SessionKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.text.serialize(s)
+    }
 }
