@@ -2,15 +2,21 @@
 
 use std::time::Duration;
 
-pub fn parse(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
+/// A quantity as people write it in config: a whole number, then a unit (`"30s"`, `"1MiB"`).
+pub(super) fn number_and_unit(s: &str) -> Result<(u64, &str), String> {
     let split = s
         .find(|c: char| !c.is_ascii_digit())
         .ok_or_else(|| format!("{s:?} has no unit"))?;
     let (digits, unit) = s.split_at(split);
-    let n: u64 = digits
+    let n = digits
         .parse()
         .map_err(|_| format!("{s:?} does not start with a whole number"))?;
+    Ok((n, unit))
+}
+
+pub fn parse(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (n, unit) = number_and_unit(s)?;
     let ms_per_unit: u64 = match unit {
         "ms" => 1,
         "s" => 1_000,

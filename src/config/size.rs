@@ -3,13 +3,7 @@
 
 pub fn parse(s: &str) -> Result<u64, String> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("{s:?} has no unit"))?;
-    let (digits, unit) = s.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{s:?} does not start with a whole number"))?;
+    let (n, unit) = super::duration::number_and_unit(s)?;
     let bytes_per_unit: u64 = match unit.trim_start() {
         "B" => 1,
         "KiB" => 1 << 10,

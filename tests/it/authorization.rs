@@ -300,14 +300,7 @@ async fn audit_lines_tell_who_did_what_and_never_a_secret() {
         !log.contains("code="),
         "an authorization code reached the log"
     );
-    let metrics = crate::harness::client()
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     for series in [
         "portcullis_audit_events_total{event=\"login\",outcome=\"succeeded\"} 1",
         "portcullis_audit_events_total{event=\"authorization\",outcome=\"refused\"} 1",
@@ -323,28 +316,19 @@ async fn audit_lines_tell_who_did_what_and_never_a_secret() {
 async fn identity_assertions_are_signed_published_and_unforgeable() {
     let dir = crate::harness::gateway::scratch_dir();
     let (ec, rsa) = (dir.join("assert-ec.pem"), dir.join("assert-rsa.pem"));
-    for (path, args) in [
-        (
-            &ec,
-            &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"][..],
-        ),
-        (
-            &rsa,
-            &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"][..],
-        ),
+    for (path, algorithm) in [
+        (&ec, ["EC", "ec_paramgen_curve:P-256"]),
+        (&rsa, ["RSA", "rsa_keygen_bits:2048"]),
     ] {
-        let out = std::process::Command::new("openssl")
-            .arg("genpkey")
-            .args(args)
-            .arg("-out")
-            .arg(path)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::harness::tls::openssl(&[
+            "genpkey",
+            "-algorithm",
+            algorithm[0],
+            "-pkeyopt",
+            algorithm[1],
+            "-out",
+            path.to_str().unwrap(),
+        ]);
     }
     let s = stack(
         &[("/legacy/", "token = \"user\"\nidentity_assertion = true")],

@@ -539,18 +539,7 @@ async fn private_key_jwt_logs_in_without_a_shared_secret() {
     // The certificate Entra would hold for this key, and its SHA-256 thumbprint as openssl
     // prints it (hex with colons), in the base64url form of `x5t#S256`.
     let cert = dir.join("client-cert.pem");
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let run = crate::harness::tls::openssl;
     run(&[
         "req",
         "-x509",

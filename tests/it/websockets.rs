@@ -86,14 +86,7 @@ async fn logging_out_closes_the_sessions_websockets() {
 }
 
 async fn assert_closed_count(gw: &Gateway, n: u32) {
-    let metrics = crate::harness::client()
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     let line = format!("portcullis_session_tunnels_closed_total {n}");
     assert!(metrics.contains(&line), "{line}\n{metrics}");
 }

@@ -6,6 +6,20 @@ use std::process::{Child, Command, Stdio};
 
 use super::gateway::scratch_dir;
 
+/// Runs the `openssl` CLI; its stdout.
+pub fn openssl(args: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A self-signed certificate for `localhost` and `127.0.0.1`.
 pub struct SelfSigned {
     pub cert: PathBuf,
