@@ -78,53 +78,19 @@ impl RedisOptions {
         }
     }
 
-    /// The StackExchange.Redis form used by .NET apps and Azure Cache for Redis:
-    /// `host:6380,password=...,ssl=True,abortConnect=False[,user=...]`. Several endpoints
-    /// (or `cluster = true`) make a cluster.
-    pub fn from_stackexchange(s: &str, cluster: bool) -> Result<RedisOptions, String> {
-        let mut hosts = Vec::new();
-        let (mut user, mut password, mut ssl) = (None, None, false);
-        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            match part.split_once('=') {
-                Some((k, v)) => match k.trim().to_ascii_lowercase().as_str() {
-                    "password" => password = Some(v.to_string()),
-                    "user" => user = Some(v.to_string()),
-                    "ssl" => {
-                        ssl = match v.trim().to_ascii_lowercase().as_str() {
-                            "true" => true,
-                            "false" => false,
-                            other => return Err(format!("ssl={other} is neither True nor False")),
-                        }
-                    }
-                    // Client-side behaviour of StackExchange.Redis with no meaning here.
-                    "abortconnect" | "connecttimeout" | "synctimeout" | "asynctimeout"
-                    | "allowadmin" | "connectretry" | "keepalive" | "name" | "sslprotocols"
-                    | "defaultdatabase" => {}
-                    other => return Err(format!("unknown option {other:?}")),
-                },
-                None => hosts.push(part),
-            }
-        }
-        // Options may follow the hosts, and `ssl` decides the default port (Azure: 6380).
-        let default_port = if ssl { 6380 } else { 6379 };
-        let mut nodes = hosts
-            .into_iter()
-            .map(|h| host_port(h, default_port))
-            .collect::<Result<Vec<_>, _>>()?;
-        let endpoint = match nodes.len() {
-            0 => return Err("no host:port in the connection string".into()),
-            1 if !cluster => {
-                let (h, p) = nodes.remove(0);
-                Endpoint::Standalone(h, p)
-            }
-            _ => Endpoint::Cluster(nodes),
+    /// From a StackExchange.Redis connection string the configuration already read: one node
+    /// is a standalone server unless `cluster`, several make a cluster.
+    pub fn from_stackexchange(cs: &crate::config::StackExchange, cluster: bool) -> RedisOptions {
+        let endpoint = match cs.nodes.as_slice() {
+            [(host, port)] if !cluster => Endpoint::Standalone(host.clone(), *port),
+            nodes => Endpoint::Cluster(nodes.to_vec()),
         };
-        Ok(RedisOptions {
-            username: user,
-            password,
-            tls: ssl,
+        RedisOptions {
+            username: cs.username.clone(),
+            password: cs.password.clone(),
+            tls: cs.ssl,
             ..RedisOptions::new(endpoint)
-        })
+        }
     }
 
     fn fred_config(&self) -> Result<FredConfig, StoreError> {
@@ -181,17 +147,6 @@ fn private_ca(path: &std::path::Path) -> Result<TlsConnector, StoreError> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(TlsConnector::from(config))
-}
-
-fn host_port(s: &str, default_port: u16) -> Result<(String, u16), String> {
-    match s.rsplit_once(':') {
-        Some((h, p)) => Ok((
-            h.to_string(),
-            p.parse()
-                .map_err(|_| format!("{s:?} has an invalid port"))?,
-        )),
-        None => Ok((s.to_string(), default_port)),
-    }
 }
 
 /// Compare-and-set on the session's `version`, keeping its TTL. 1 written, 0 stale, -1 gone.
@@ -776,87 +731,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_azure_style_connection_strings() {
-        let o = RedisOptions::from_stackexchange(
-            "contoso.redis.cache.windows.net:6380,password=s3cret,ssl=True,abortConnect=False",
-            false,
-        )
-        .unwrap();
-        assert_eq!(
-            o.endpoint,
-            Endpoint::Standalone("contoso.redis.cache.windows.net".into(), 6380)
-        );
+    fn a_connection_string_makes_a_server_or_a_cluster() {
+        let read = |s: &str| crate::config::parse_stackexchange(s).unwrap();
+        let o =
+            RedisOptions::from_stackexchange(&read("contoso:6380,password=s3cret,ssl=True"), false);
+        assert_eq!(o.endpoint, Endpoint::Standalone("contoso".into(), 6380));
         assert_eq!(o.password.as_deref(), Some("s3cret"));
         assert!(o.tls);
-
-        let o =
-            RedisOptions::from_stackexchange("a:7000,b:7001,user=app,password=p", false).unwrap();
+        let o = RedisOptions::from_stackexchange(&read("a:7000,b:7001,user=app"), false);
         assert_eq!(
             o.endpoint,
             Endpoint::Cluster(vec![("a".into(), 7000), ("b".into(), 7001)])
         );
         assert_eq!(o.username.as_deref(), Some("app"));
-        assert!(!o.tls);
-
-        let o = RedisOptions::from_stackexchange("one.example,ssl=true", true).unwrap();
+        let o = RedisOptions::from_stackexchange(&read("one.example,ssl=true"), true);
         assert_eq!(
             o.endpoint,
             Endpoint::Cluster(vec![("one.example".into(), 6380)])
         );
-    }
-
-    #[test]
-    fn rejects_what_it_does_not_understand() {
-        assert!(RedisOptions::from_stackexchange("", false).is_err());
-        assert!(RedisOptions::from_stackexchange("h:x", false).is_err());
-        assert!(RedisOptions::from_stackexchange("h:1,ssl=maybe", false).is_err());
-        assert!(RedisOptions::from_stackexchange("h:1,proxy=twemproxy", false).is_err());
-    }
-}
-
-/// Property tests: connection strings are pasted from portals; bad ones are errors, not panics,
-/// and good ones mean what they say.
-#[cfg(test)]
-mod props {
-    use proptest::prelude::*;
-
-    use super::*;
-
-    proptest! {
-        #[test]
-        fn any_connection_string_is_read_or_refused(s in "[ -~]{0,80}", cluster in any::<bool>()) {
-            let _ = RedisOptions::from_stackexchange(&s, cluster);
-        }
-
-        #[test]
-        fn hosts_ports_and_options_round_trip(
-            hosts in prop::collection::vec(("[a-z][a-z0-9-]{0,10}(\\.[a-z]{2,5})?", prop::option::of(1u16..)), 1..4),
-            password in prop::option::of("[!-+\\--~]{1,20}"),
-            ssl in any::<bool>(),
-        ) {
-            let mut parts: Vec<String> = hosts
-                .iter()
-                .map(|(h, p)| p.map_or(h.clone(), |p| format!("{h}:{p}")))
-                .collect();
-            if let Some(pw) = &password {
-                parts.push(format!("password={pw}"));
-            }
-            parts.push(format!("ssl={}", if ssl { "True" } else { "False" }));
-            parts.push("abortConnect=False".into());
-            let o = RedisOptions::from_stackexchange(&parts.join(","), false)
-                .map_err(TestCaseError::fail)?;
-            let default = if ssl { 6380 } else { 6379 };
-            let expected: Vec<(String, u16)> = hosts
-                .iter()
-                .map(|(h, p)| (h.clone(), p.unwrap_or(default)))
-                .collect();
-            match &o.endpoint {
-                Endpoint::Standalone(h, p) => prop_assert_eq!(vec![(h.clone(), *p)], expected),
-                Endpoint::Cluster(nodes) => prop_assert_eq!(nodes.clone(), expected),
-                Endpoint::Url(_) => prop_assert!(false, "a connection string became a URL"),
-            }
-            prop_assert_eq!(o.password, password);
-            prop_assert_eq!(o.tls, ssl);
-        }
     }
 }

@@ -84,7 +84,7 @@ pub fn redis_options(c: &RedisConfig, index_ttl: Duration) -> Result<RedisOption
     let mut options = match &c.endpoint {
         RedisEndpoint::Url(url) => RedisOptions::new(Endpoint::Url(url.expose().to_string())),
         RedisEndpoint::ConnectionString(cs) => {
-            RedisOptions::from_stackexchange(cs.expose(), c.cluster)?
+            RedisOptions::from_stackexchange(&cs.parsed, c.cluster)
         }
         RedisEndpoint::ClusterNodes(nodes) => RedisOptions::new(Endpoint::Cluster(nodes.clone())),
     };

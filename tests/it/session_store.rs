@@ -274,11 +274,12 @@ async fn clustered_redis_store_conforms() {
 #[tokio::test]
 async fn stackexchange_connection_string_connects() {
     let redis = RedisServer::start();
-    let options = RedisOptions::from_stackexchange(
-        &format!("127.0.0.1:{},abortConnect=False,ssl=False", redis.port),
-        false,
-    )
+    let read = portcullis::config::parse_stackexchange(&format!(
+        "127.0.0.1:{},abortConnect=False,ssl=False",
+        redis.port
+    ))
     .unwrap();
+    let options = RedisOptions::from_stackexchange(&read, false);
     let store = RedisStore::connect(&options, None).await.unwrap();
     store.ping().await.unwrap();
 }

@@ -36,10 +36,83 @@ pub enum RedisEndpoint {
     /// `redis://` or `rediss://` URL (may carry credentials, so it is a secret).
     Url(Secret),
     /// StackExchange.Redis form (`host:6380,password=...,ssl=True`), as Azure shows it.
-    ConnectionString(Secret),
+    ConnectionString(ConnectionString),
     /// Seed nodes of a Redis Cluster, written `host:port`.
     #[serde(serialize_with = "ser_nodes")]
     ClusterNodes(Vec<(String, u16)>),
+}
+
+/// A StackExchange.Redis connection string (printed as `***`: it holds the password), read.
+#[derive(Debug, Clone)]
+pub struct ConnectionString {
+    text: Secret,
+    pub parsed: StackExchange,
+}
+
+impl Serialize for ConnectionString {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.text.serialize(s)
+    }
+}
+
+/// What a StackExchange.Redis connection string says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackExchange {
+    /// `host:port` entries, the port defaulting to 6380 with `ssl=True`, else 6379.
+    pub nodes: Vec<(String, u16)>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub ssl: bool,
+}
+
+/// The StackExchange.Redis form used by .NET apps and Azure Cache for Redis:
+/// `host:6380,password=...,ssl=True,abortConnect=False[,user=...]`. Problems name options,
+/// never their values, so no password is echoed.
+pub fn parse_stackexchange(s: &str) -> Result<StackExchange, String> {
+    let mut hosts = Vec::new();
+    let (mut username, mut password, mut ssl) = (None, None, false);
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('=') {
+            Some((k, v)) => match k.trim().to_ascii_lowercase().as_str() {
+                "password" => password = Some(v.to_string()),
+                "user" => username = Some(v.to_string()),
+                "ssl" => {
+                    ssl = match v.trim().to_ascii_lowercase().as_str() {
+                        "true" => true,
+                        "false" => false,
+                        other => return Err(format!("ssl={other} is neither True nor False")),
+                    }
+                }
+                // Client-side behaviour of StackExchange.Redis with no meaning here.
+                "abortconnect" | "connecttimeout" | "synctimeout" | "asynctimeout"
+                | "allowadmin" | "connectretry" | "keepalive" | "name" | "sslprotocols"
+                | "defaultdatabase" => {}
+                other => return Err(format!("unknown option {other:?}")),
+            },
+            None => hosts.push(part),
+        }
+    }
+    // Options may follow the hosts, and `ssl` decides the default port (Azure: 6380).
+    let default_port = if ssl { 6380 } else { 6379 };
+    let nodes = hosts
+        .into_iter()
+        .map(|h| match h.rsplit_once(':') {
+            Some((host, port)) => port
+                .parse()
+                .map(|p| (host.to_string(), p))
+                .map_err(|_| format!("{h:?} has an invalid port")),
+            None => Ok((h.to_string(), default_port)),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if nodes.is_empty() {
+        return Err("no host:port in the connection string".into());
+    }
+    Ok(StackExchange {
+        nodes,
+        username,
+        password,
+        ssl,
+    })
 }
 
 fn ser_nodes<S: serde::Serializer>(nodes: &[(String, u16)], s: S) -> Result<S::Ok, S::Error> {
@@ -133,17 +206,17 @@ pub(in crate::config) fn redis(
         }
         RedisEndpoint::Url(url)
     } else if let Some(cs) = connection_string {
-        // The problem text names options, never their values, so no password is echoed.
-        if let Err(problem) =
-            crate::session::redis::RedisOptions::from_stackexchange(cs.expose(), cluster)
-        {
-            r.issue(
-                "connection_string",
-                problem,
-                "use the form host:6380,password=...,ssl=True",
-            );
+        match parse_stackexchange(cs.expose()) {
+            Ok(parsed) => RedisEndpoint::ConnectionString(ConnectionString { text: cs, parsed }),
+            Err(problem) => {
+                r.issue(
+                    "connection_string",
+                    problem,
+                    "use the form host:6380,password=...,ssl=True",
+                );
+                return None;
+            }
         }
-        RedisEndpoint::ConnectionString(cs)
     } else {
         let mut nodes = Vec::new();
         for (i, n) in cluster_nodes.unwrap_or_default().iter().enumerate() {
@@ -181,4 +254,79 @@ pub(in crate::config) fn redis(
         connect_timeout,
         pool_size,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_azure_style_connection_strings() {
+        let o = parse_stackexchange(
+            "contoso.redis.cache.windows.net:6380,password=s3cret,ssl=True,abortConnect=False",
+        )
+        .unwrap();
+        assert_eq!(
+            o.nodes,
+            vec![("contoso.redis.cache.windows.net".into(), 6380)]
+        );
+        assert_eq!(o.password.as_deref(), Some("s3cret"));
+        assert!(o.ssl);
+        let o = parse_stackexchange("a:7000,b:7001,user=app,password=p").unwrap();
+        assert_eq!(o.nodes, vec![("a".into(), 7000), ("b".into(), 7001)]);
+        assert_eq!(o.username.as_deref(), Some("app"));
+        assert!(!o.ssl);
+        let o = parse_stackexchange("one.example,ssl=true").unwrap();
+        assert_eq!(o.nodes, vec![("one.example".into(), 6380)]);
+    }
+
+    #[test]
+    fn rejects_what_it_does_not_understand() {
+        assert!(parse_stackexchange("").is_err());
+        assert!(parse_stackexchange("h:x").is_err());
+        assert!(parse_stackexchange("h:1,ssl=maybe").is_err());
+        assert!(parse_stackexchange("h:1,proxy=twemproxy").is_err());
+    }
+}
+
+/// Property tests: connection strings are pasted from portals; bad ones are errors, not panics,
+/// and good ones mean what they say.
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_connection_string_is_read_or_refused(s in "[ -~]{0,80}") {
+            let _ = parse_stackexchange(&s);
+        }
+
+        #[test]
+        fn hosts_ports_and_options_round_trip(
+            hosts in prop::collection::vec(("[a-z][a-z0-9-]{0,10}(\\.[a-z]{2,5})?", prop::option::of(1u16..)), 1..4),
+            password in prop::option::of("[!-+\\--~]{1,20}"),
+            ssl in any::<bool>(),
+        ) {
+            let mut parts: Vec<String> = hosts
+                .iter()
+                .map(|(h, p)| p.map_or(h.clone(), |p| format!("{h}:{p}")))
+                .collect();
+            if let Some(pw) = &password {
+                parts.push(format!("password={pw}"));
+            }
+            parts.push(format!("ssl={}", if ssl { "True" } else { "False" }));
+            parts.push("abortConnect=False".into());
+            let o = parse_stackexchange(&parts.join(",")).map_err(TestCaseError::fail)?;
+            let default = if ssl { 6380 } else { 6379 };
+            let expected: Vec<(String, u16)> = hosts
+                .iter()
+                .map(|(h, p)| (h.clone(), p.unwrap_or(default)))
+                .collect();
+            prop_assert_eq!(o.nodes, expected);
+            prop_assert_eq!(o.password, password);
+            prop_assert_eq!(o.ssl, ssl);
+        }
+    }
 }
