@@ -18,77 +18,16 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use bytes::Bytes;
 use http::HeaderValue;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::Header;
 use rand::RngCore;
-use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
-use rsa::pkcs1::DecodeRsaPrivateKey;
-use rsa::pkcs8::DecodePrivateKey;
-use rsa::traits::PublicKeyParts;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Map};
+
+pub use crate::config::keys::{signing_key as parse_key, SigningKey};
 
 use crate::session::{Current, StoreKey};
 
 pub const HEADER: &str = "x-portcullis-assertion";
 pub const JWKS_PATH: &str = "/.well-known/portcullis/jwks.json";
-
-/// One signing key and its public half as a JWK.
-pub struct SigningKey {
-    id: String,
-    alg: Algorithm,
-    key: EncodingKey,
-    jwk: Value,
-}
-
-/// Reads a PEM private key: RSA (PKCS#8 or PKCS#1, 2048 bits or more) signs RS256, an EC P-256
-/// key (PKCS#8) signs ES256.
-pub fn parse_key(id: &str, pem_text: &str) -> Result<SigningKey, String> {
-    let rsa = rsa::RsaPrivateKey::from_pkcs8_pem(pem_text)
-        .or_else(|_| rsa::RsaPrivateKey::from_pkcs1_pem(pem_text));
-    if let Ok(key) = rsa {
-        if key.size() < 256 {
-            return Err("is an RSA key shorter than 2048 bits".into());
-        }
-        let encoding = EncodingKey::from_rsa_pem(pem_text.as_bytes())
-            .map_err(|e| format!("cannot sign RS256 with it: {e}"))?;
-        let jwk = json!({
-            "kty": "RSA", "use": "sig", "alg": "RS256", "kid": id,
-            "n": URL_SAFE_NO_PAD.encode(key.n().to_bytes_be()),
-            "e": URL_SAFE_NO_PAD.encode(key.e().to_bytes_be()),
-        });
-        return Ok(SigningKey {
-            id: id.to_string(),
-            alg: Algorithm::RS256,
-            key: encoding,
-            jwk,
-        });
-    }
-    let der = pem::parse(pem_text)
-        .ok()
-        .filter(|p| p.tag() == "PRIVATE KEY")
-        .ok_or(
-            "is neither an RSA key nor an EC P-256 key in PKCS#8 PEM (-----BEGIN PRIVATE KEY-----)",
-        )?;
-    let pair = EcdsaKeyPair::from_pkcs8(
-        &ECDSA_P256_SHA256_FIXED_SIGNING,
-        der.contents(),
-        &ring::rand::SystemRandom::new(),
-    )
-    .map_err(|_| "is not an RSA key or an EC key on P-256".to_string())?;
-    let point = pair.public_key().as_ref();
-    let (x, y) = (point.get(1..33), point.get(33..65));
-    let (Some(x), Some(y)) = (x, y) else {
-        return Err("has an unexpected public key encoding".into());
-    };
-    Ok(SigningKey {
-        id: id.to_string(),
-        alg: Algorithm::ES256,
-        key: EncodingKey::from_ec_der(der.contents()),
-        jwk: json!({
-            "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": id,
-            "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y),
-        }),
-    })
-}
 
 type CacheKey = (StoreKey, u64, Arc<str>);
 

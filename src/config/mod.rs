@@ -6,6 +6,7 @@
 //! `docs/configuration.md` and `conf/portcullis.example.toml`; a test keeps the three in step.
 
 mod duration;
+pub mod keys;
 pub mod net;
 #[cfg(test)]
 mod props;

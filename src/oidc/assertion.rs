@@ -12,9 +12,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rand::RngCore;
-use rsa::pkcs1::DecodeRsaPrivateKey;
-use rsa::pkcs8::DecodePrivateKey;
-use rsa::RsaPrivateKey;
+
+pub use crate::config::keys::{
+    certificate_thumbprints as thumbprints, rsa_private_key as parse_key,
+};
 
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -25,32 +26,6 @@ pub struct ClientAssertion {
     key: EncodingKey,
     header: Header,
     client_id: String,
-}
-
-/// Reads an RSA private key in PEM, PKCS#8 (`BEGIN PRIVATE KEY`, what `openssl genpkey` writes)
-/// or PKCS#1 (`BEGIN RSA PRIVATE KEY`).
-pub fn parse_key(pem: &str) -> Result<RsaPrivateKey, String> {
-    let key = RsaPrivateKey::from_pkcs8_pem(pem)
-        .or_else(|_| RsaPrivateKey::from_pkcs1_pem(pem))
-        .map_err(|_| "is not an RSA private key in PEM (PKCS#8 or PKCS#1)".to_string())?;
-    if rsa::traits::PublicKeyParts::size(&key) < 256 {
-        return Err("is shorter than 2048 bits".into());
-    }
-    Ok(key)
-}
-
-/// The certificate's thumbprints as JOSE headers name them: (`x5t`, SHA-1; `x5t#S256`,
-/// SHA-256), each base64url of the digest of the DER certificate.
-pub fn thumbprints(certificate_pem: &str) -> Result<(String, String), String> {
-    let cert = pem::parse(certificate_pem)
-        .ok()
-        .filter(|p| p.tag() == "CERTIFICATE")
-        .ok_or("is not a certificate in PEM (-----BEGIN CERTIFICATE-----)")?;
-    let digest = |alg| URL_SAFE_NO_PAD.encode(ring::digest::digest(alg, cert.contents()));
-    Ok((
-        digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY),
-        digest(&ring::digest::SHA256),
-    ))
 }
 
 impl ClientAssertion {
@@ -101,6 +76,7 @@ impl ClientAssertion {
 mod tests {
     use super::*;
     use rsa::pkcs8::EncodePrivateKey;
+    use rsa::RsaPrivateKey;
     use rsa::{Pkcs1v15Sign, RsaPublicKey};
     use sha2::{Digest, Sha256};
 

@@ -51,7 +51,7 @@ pub(in crate::config) fn identity_assertion(s: &Section<'_, '_>) -> IdentityAsse
         let (Some(id), Some(key)) = (id, key) else {
             continue;
         };
-        if let Err(e) = crate::authz::assertion::parse_key(&id, key.expose()) {
+        if let Err(e) = crate::config::keys::signing_key(&id, key.expose()) {
             k.issue(
                 "private_key",
                 e,

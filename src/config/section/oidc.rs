@@ -129,7 +129,7 @@ pub(in crate::config) fn oidc(o: &Section<'_, '_>) -> Option<OidcConfig> {
     let private_key_id = o.string("private_key_id");
     let certificate = o.secret("certificate", "certificate_file");
     if let Some(cert) = &certificate {
-        if let Err(e) = crate::oidc::assertion::thumbprints(cert.expose()) {
+        if let Err(e) = crate::config::keys::certificate_thumbprints(cert.expose()) {
             o.issue(
                 "certificate",
                 e,
@@ -255,7 +255,7 @@ pub(in crate::config) fn oidc(o: &Section<'_, '_>) -> Option<OidcConfig> {
                 );
             }
             if let Some(key) = &private_key {
-                if let Err(e) = crate::oidc::assertion::parse_key(key.expose()) {
+                if let Err(e) = crate::config::keys::rsa_private_key(key.expose()) {
                     o.issue(
                         "private_key",
                         e,
