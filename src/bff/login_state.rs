@@ -52,7 +52,9 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// What the browser's cookie holds, minus logins older than `timeout_secs`.
+    /// What the browser's cookie holds, minus logins older than `timeout_secs`. Times are whole
+    /// seconds, so a login is kept while at most `timeout_secs` have passed since the second it
+    /// started in: it always gets its full timeout (up to a second more), never less.
     pub fn read(
         sessions: &Sessions,
         headers: &HeaderMap,
@@ -65,7 +67,7 @@ impl Pending {
             .and_then(|plain| serde_json::from_slice::<Vec<LoginState>>(&plain).ok());
         let present = opened.is_some();
         let mut logins = opened.unwrap_or_default();
-        logins.retain(|l| l.started <= now && now - l.started < timeout_secs);
+        logins.retain(|l| l.started <= now && now - l.started <= timeout_secs);
         Pending { logins, present }
     }
 
@@ -203,7 +205,15 @@ mod tests {
         let mut back = Pending::read(&s, &headers(&set), NAME, 110, 600);
         assert!(back.take("state-0-aaaaaaaaaa").is_none());
         assert!(back.take("state-4-aaaaaaaaaa").is_some());
-        // Expired after the login timeout.
+        // Expired after the login timeout: one started in second 104 may finish in second 704
+        // (whole seconds: never less than its timeout), not in 705.
+        let at_timeout = Pending::read(&s, &headers(&set), NAME, 704, 600);
+        assert!(at_timeout
+            .logins
+            .iter()
+            .any(|l| l.state == "state-4-aaaaaaaaaa"));
+        let after = Pending::read(&s, &headers(&set), NAME, 705, 600);
+        assert!(after.logins.is_empty());
         let mut late = Pending::read(&s, &headers(&set), NAME, 800, 600);
         assert!(late.present && late.take("state-4-aaaaaaaaaa").is_none());
         // Long return URLs: older logins are dropped to keep the cookie storable.
