@@ -12,6 +12,11 @@ use prometheus::{
 };
 
 /// Buckets sized for a gateway: sub-millisecond local answers up to slow upstreams.
+/// Store round trips on loopback take tens of microseconds; in a cloud region, a millisecond.
+const STORE_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
+
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
@@ -32,6 +37,8 @@ pub struct Metrics {
     pub tunnels_closed: IntCounter,
     /// Audit events, by event and outcome (`audit.rs`).
     pub audit_events: IntCounterVec,
+    /// Requests being handled now (see [`InFlight`]).
+    pub in_flight: IntGauge,
     pub tokens: TokenMetrics,
     pub sessions: SessionMetrics,
 }
@@ -52,6 +59,10 @@ pub struct SessionMetrics {
     /// 1 while the session store cannot be reached (readiness stays up; calls that need the
     /// store answer 503).
     pub store_degraded: IntGauge,
+    /// Session store operations by `op` (read, slide, create, update, delete, check): how long
+    /// they took, and how many failed.
+    pub store_duration: HistogramVec,
+    pub store_errors: IntCounterVec,
 }
 
 /// Token refresh and client-credentials metrics (`outcome` is a fixed set of words).
@@ -200,7 +211,33 @@ impl Metrics {
                 "session_store_degraded",
                 "1 while the session store cannot be reached.",
             )?,
+            store_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "session_store_duration_seconds",
+                    "Session store operations on the request path, by op (read, slide, create, update, delete, check).",
+                )
+                .buckets(STORE_BUCKETS.to_vec()),
+                &["op"],
+            )?,
+            store_errors: IntCounterVec::new(
+                Opts::new(
+                    "session_store_errors_total",
+                    "Session store operations that failed (unreachable, timed out), by op.",
+                ),
+                &["op"],
+            )?,
         };
+        registry.register(Box::new(sessions.store_duration.clone()))?;
+        registry.register(Box::new(sessions.store_errors.clone()))?;
+        let in_flight = IntGauge::new(
+            "requests_in_flight",
+            "Requests on the public listener being handled now.",
+        )?;
+        registry.register(Box::new(in_flight.clone()))?;
+        // CPU, resident memory, open file descriptors and their limit, threads, start time.
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         registry.register(Box::new(sessions.cache_hits.clone()))?;
         registry.register(Box::new(sessions.cache_misses.clone()))?;
         registry.register(Box::new(sessions.cache_invalidations.clone()))?;
@@ -229,6 +266,7 @@ impl Metrics {
             rate_limited,
             tunnels_closed,
             audit_events,
+            in_flight,
             tokens,
             sessions,
         })
@@ -250,6 +288,14 @@ impl Metrics {
         self.connect_errors.with_label_values(&[cluster]).inc();
     }
 
+    /// Drops the series of an address discovery no longer returns, so `/metrics` does not keep
+    /// reporting destinations that are gone.
+    pub fn forget_upstream(&self, cluster: &str, destination: &str, address: &str) {
+        let _ = self
+            .upstream_healthy
+            .remove_label_values(&[cluster, destination, address]);
+    }
+
     pub fn upstream_health(&self, cluster: &str, destination: &str, address: &str, healthy: bool) {
         self.upstream_healthy
             .with_label_values(&[cluster, destination, address])
@@ -266,6 +312,23 @@ impl Metrics {
         // Encoding into a Vec cannot fail for well-formed families.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         out
+    }
+}
+
+/// One request being handled: counted in `requests_in_flight` from creation to drop (the
+/// request context owns it, so every way a request ends is counted).
+pub struct InFlight(IntGauge);
+
+impl InFlight {
+    pub fn start(gauge: &IntGauge) -> InFlight {
+        gauge.inc();
+        InFlight(gauge.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -322,5 +385,25 @@ mod tests {
         );
         assert!(text.contains(r#"portcullis_upstream_healthy{address="10.0.0.1:80",cluster="api",destination="http://api-1"} 0"#));
         assert!(text.contains("portcullis_request_duration_seconds_bucket"));
+    }
+
+    #[test]
+    fn gone_destinations_leave_metrics_and_requests_are_counted_while_in_flight() {
+        let m = Metrics::new().unwrap();
+        m.upstream_health("api", "http://api-1", "10.0.0.1:80", true);
+        m.forget_upstream("api", "http://api-1", "10.0.0.1:80");
+        let text = String::from_utf8(m.render()).unwrap();
+        assert!(!text.contains("10.0.0.1:80"), "{text}");
+        let (a, b) = (InFlight::start(&m.in_flight), InFlight::start(&m.in_flight));
+        assert_eq!(m.in_flight.get(), 2);
+        drop(a);
+        drop(b);
+        assert_eq!(m.in_flight.get(), 0);
+        // The process's own figures, for alerts on memory and file descriptors.
+        assert!(
+            text.contains("portcullis_process_resident_memory_bytes"),
+            "{text}"
+        );
+        assert!(text.contains("portcullis_process_open_fds"), "{text}");
     }
 }

@@ -35,6 +35,8 @@ pub struct RequestCtx {
     pub body_bytes: u64,
     /// Set when a phase decided the answer; `fail_to_proxy` renders it.
     pub error: Option<GatewayError>,
+    /// Counts this request in `requests_in_flight` while it lives.
+    pub in_flight: Option<crate::metrics::InFlight>,
 }
 
 impl Default for RequestCtx {
@@ -52,6 +54,7 @@ impl Default for RequestCtx {
             tunnel: None,
             body_bytes: 0,
             error: None,
+            in_flight: None,
         }
     }
 }

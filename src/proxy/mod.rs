@@ -314,7 +314,10 @@ impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::default()
+        RequestCtx {
+            in_flight: Some(crate::metrics::InFlight::start(&self.metrics.in_flight)),
+            ..RequestCtx::default()
+        }
     }
 
     /// No downstream modules: Pingora's default adds a (disabled) compression module that

@@ -166,6 +166,11 @@ impl SessionCache {
         }
     }
 
+    /// The session tier's metrics (the store's timings are counted by `Sessions`).
+    pub fn metrics(&self) -> &SessionMetrics {
+        &self.metrics
+    }
+
     pub fn enabled(&self) -> bool {
         self.map.is_some()
     }

@@ -218,7 +218,7 @@ impl Sessions {
     async fn read(&self, id: &SessionId, key: StoreKey) -> Result<Option<Arc<Entry>>, StoreError> {
         let store = self.store()?;
         let ticket = self.cache.ticket(&key);
-        let Some(fetched) = store.fetch(&key).await? else {
+        let Some(fetched) = timed(self.cache.metrics(), "read", store.fetch(&key)).await? else {
             return Ok(None);
         };
         let mut record = fetched.session;
@@ -288,7 +288,12 @@ impl Sessions {
         };
         let cache = self.cache.clone();
         tokio::spawn(async move {
-            match store.touch(&entry.key, Duration::from_millis(ttl_ms)).await {
+            let touched = timed(
+                cache.metrics(),
+                "slide",
+                store.touch(&entry.key, Duration::from_millis(ttl_ms)),
+            );
+            match touched.await {
                 Ok(true) => {}
                 Ok(false) => cache.invalidate(&entry.key),
                 Err(e) => {
@@ -317,7 +322,12 @@ impl Sessions {
             expires_at: now + self.absolute.as_secs(),
             sealed: self.seal(&id, data)?,
         };
-        self.store()?.put(&key, &record, self.idle).await?;
+        timed(
+            self.cache.metrics(),
+            "create",
+            self.store()?.put(&key, &record, self.idle),
+        )
+        .await?;
         Ok(id)
     }
 
@@ -346,10 +356,13 @@ impl Sessions {
             sealed: self.seal(&current.id, data)?,
             ..current.record.clone()
         };
-        let outcome = self
-            .store()?
-            .replace(&current.key, &record, current.record.version)
-            .await;
+        let outcome = timed(
+            self.cache.metrics(),
+            "update",
+            self.store()?
+                .replace(&current.key, &record, current.record.version),
+        )
+        .await;
         self.cache.invalidate(&current.key);
         outcome
     }
@@ -366,7 +379,7 @@ impl Sessions {
 
     /// Ends a session found through an index (back-channel logout, admin API).
     pub async fn delete_key(&self, key: &StoreKey) -> Result<bool, StoreError> {
-        let deleted = self.store()?.delete(key).await;
+        let deleted = timed(self.cache.metrics(), "delete", self.store()?.delete(key)).await;
         self.cache.invalidate(key);
         deleted
     }
@@ -387,11 +400,11 @@ impl Sessions {
     /// Whether the store still holds the session under `key` within its absolute timeout,
     /// read from the store (its answer may be what a change notice was about).
     pub async fn is_live(&self, key: &StoreKey) -> Result<bool, StoreError> {
-        Ok(self
-            .store()?
-            .fetch(key)
-            .await?
-            .is_some_and(|f| f.session.expires_at.saturating_mul(1000) > unix_millis()))
+        Ok(
+            timed(self.cache.metrics(), "check", self.store()?.fetch(key))
+                .await?
+                .is_some_and(|f| f.session.expires_at.saturating_mul(1000) > unix_millis()),
+        )
     }
 
     /// Best effort, for sessions that are dead anyway (expired, unreadable).
@@ -504,4 +517,22 @@ impl Sessions {
     pub fn clear_cookie(&self) -> String {
         cookie::clear(&self.cookie.name, self.cookie.secure)
     }
+}
+
+/// Runs a store operation, timing it and counting its failure under `op`.
+async fn timed<T>(
+    metrics: &crate::metrics::SessionMetrics,
+    op: &str,
+    operation: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let started = std::time::Instant::now();
+    let outcome = operation.await;
+    metrics
+        .store_duration
+        .with_label_values(&[op])
+        .observe(started.elapsed().as_secs_f64());
+    if outcome.is_err() {
+        metrics.store_errors.with_label_values(&[op]).inc();
+    }
+    outcome
 }

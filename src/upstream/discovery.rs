@@ -124,6 +124,15 @@ impl ServiceDiscovery for Discovery {
                 format!("no destination of cluster {} resolved", self.cluster),
             );
         }
+        for (addr, gone) in self.upstreams.load().iter() {
+            if !upstreams.contains_key(addr) {
+                self.metrics.forget_upstream(
+                    &self.cluster,
+                    &gone.destination.url,
+                    &addr.to_string(),
+                );
+            }
+        }
         self.upstreams.store(Arc::new(upstreams));
         Ok((backends, HashMap::new()))
     }

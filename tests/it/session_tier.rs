@@ -275,6 +275,13 @@ async fn a_frozen_redis_costs_only_uncached_sessions_and_readiness_stays_up() {
     );
     assert!(page.set_cookies().is_empty(), "the cookie survives");
     assert_eq!(cold.get(&gw.url("/"), &[]).await.status, 200, "pages flow");
+    // What an on-call engineer alerts on: failed reads, timed like every store operation.
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains("portcullis_session_store_errors_total{op=\"read\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("portcullis_session_store_duration_seconds_bucket{op=\"read\""));
     eventually(
         "readiness to report the store degraded",
         Duration::from_secs(10),
