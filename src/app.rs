@@ -109,7 +109,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), AppError> {
     );
     let idp = IdentityProvider::from_config(&config)
         .map_err(AppError::Oidc)?
-        .map(Arc::new);
+        .map(|idp| Arc::new(idp.with_metrics(metrics.idp.clone())));
     let tokens = Arc::new(Tokens::new(
         &config.tokens,
         sessions.clone(),

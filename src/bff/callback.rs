@@ -61,10 +61,8 @@ pub async fn finish(
         return answer(GatewayError::IdentityProviderUnavailable);
     };
 
-    let response = match provider
-        .exchange_code(&idp.http, code, &login.pkce_verifier)
-        .await
-    {
+    let exchange = provider.exchange_code(&idp.http, code, &login.pkce_verifier);
+    let response = match idp.timed("token", exchange).await {
         Ok(r) => r,
         Err(e @ TokenError::Rejected { .. }) => {
             tracing::info!(error = %e, "the IdP refused the authorization code");
@@ -103,10 +101,8 @@ pub async fn finish(
             .get("sub")
             .and_then(|s| s.as_str())
             .unwrap_or_default();
-        match provider
-            .userinfo(&idp.http, &tokens.access_token, sub)
-            .await
-        {
+        let call = provider.userinfo(&idp.http, &tokens.access_token, sub);
+        match idp.timed("userinfo", call).await {
             Ok(claims) => {
                 crate::authz::rules::merge(&mut tokens.claims, &claims);
                 userinfo = claims;

@@ -39,6 +39,7 @@ pub struct Metrics {
     pub audit_events: IntCounterVec,
     /// Requests being handled now (see [`InFlight`]).
     pub in_flight: IntGauge,
+    pub idp: IdpMetrics,
     pub tokens: TokenMetrics,
     pub sessions: SessionMetrics,
 }
@@ -63,6 +64,14 @@ pub struct SessionMetrics {
     /// they took, and how many failed.
     pub store_duration: HistogramVec,
     pub store_errors: IntCounterVec,
+}
+
+/// Calls to the identity provider, by `endpoint` (discovery, jwks, token, userinfo,
+/// revocation): how long they took, and how many failed (unreachable, refused, unreadable).
+#[derive(Clone)]
+pub struct IdpMetrics {
+    pub duration: HistogramVec,
+    pub errors: IntCounterVec,
 }
 
 /// Token refresh and client-credentials metrics (`outcome` is a fixed set of words).
@@ -234,6 +243,25 @@ impl Metrics {
             "Requests on the public listener being handled now.",
         )?;
         registry.register(Box::new(in_flight.clone()))?;
+        let idp = IdpMetrics {
+            duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "idp_request_duration_seconds",
+                    "Calls to the identity provider, by endpoint (discovery, jwks, token, userinfo, revocation).",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+                &["endpoint"],
+            )?,
+            errors: IntCounterVec::new(
+                Opts::new(
+                    "idp_errors_total",
+                    "Calls to the identity provider that failed or were refused, by endpoint.",
+                ),
+                &["endpoint"],
+            )?,
+        };
+        registry.register(Box::new(idp.duration.clone()))?;
+        registry.register(Box::new(idp.errors.clone()))?;
         // CPU, resident memory, open file descriptors and their limit, threads, start time.
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -267,6 +295,7 @@ impl Metrics {
             tunnels_closed,
             audit_events,
             in_flight,
+            idp,
             tokens,
             sessions,
         })

@@ -33,6 +33,7 @@ pub struct IdentityProvider {
     /// The last discovery failure, shown by `/readyz` until the first success.
     problem: Mutex<String>,
     last_key_reload: tokio::sync::Mutex<Option<Instant>>,
+    metrics: std::sync::OnceLock<crate::metrics::IdpMetrics>,
 }
 
 impl IdentityProvider {
@@ -88,7 +89,33 @@ impl IdentityProvider {
             http,
             problem: Mutex::new(String::new()),
             last_key_reload: tokio::sync::Mutex::new(None),
+            metrics: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Counts calls to the IdP in `metrics` from now on.
+    pub fn with_metrics(self, metrics: crate::metrics::IdpMetrics) -> Self {
+        let _ = self.metrics.set(metrics);
+        self
+    }
+
+    /// Runs a call to the IdP's `endpoint`, timing it and counting its failure.
+    pub async fn timed<T, E>(
+        &self,
+        endpoint: &str,
+        call: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let started = Instant::now();
+        let outcome = call.await;
+        if let Some(m) = self.metrics.get() {
+            m.duration
+                .with_label_values(&[endpoint])
+                .observe(started.elapsed().as_secs_f64());
+            if outcome.is_err() {
+                m.errors.with_label_values(&[endpoint]).inc();
+            }
+        }
+        outcome
     }
 
     /// The provider as last discovered; `None` until discovery first succeeds.
@@ -119,7 +146,8 @@ impl IdentityProvider {
         }
         let current = self.current()?;
         *last = Some(Instant::now());
-        match JsonWebKeySet::fetch_async(current.metadata.jwks_uri(), &self.http).await {
+        let fetch = JsonWebKeySet::fetch_async(current.metadata.jwks_uri(), &self.http);
+        match self.timed("jwks", fetch).await {
             Ok(jwks) => {
                 let metadata = current.metadata.clone().set_jwks(jwks);
                 if let Err(e) = self.install(metadata) {
@@ -178,7 +206,10 @@ impl DiscoveryService {
     }
 
     async fn discover(&self) -> Result<(), String> {
-        let metadata = Metadata::discover_async(self.issuer.clone(), &self.shared.http)
+        let discover = Metadata::discover_async(self.issuer.clone(), &self.shared.http);
+        let metadata = self
+            .shared
+            .timed("discovery", discover)
             .await
             .map_err(|e| {
                 let mut msg = e.to_string();

@@ -64,17 +64,15 @@ impl ClientTokens {
         let provider = idp
             .current()
             .ok_or(GatewayError::IdentityProviderUnavailable)?;
-        let granted = provider
-            .client_credentials(&idp.http, resource, scopes)
-            .await
-            .map_err(|e| {
-                self.metrics
-                    .client_fetches
-                    .with_label_values(&["failed"])
-                    .inc();
-                tracing::warn!(error = %e, "cannot get a client-credentials token");
-                GatewayError::IdentityProviderUnavailable
-            })?;
+        let call = provider.client_credentials(&idp.http, resource, scopes);
+        let granted = idp.timed("token", call).await.map_err(|e| {
+            self.metrics
+                .client_fetches
+                .with_label_values(&["failed"])
+                .inc();
+            tracing::warn!(error = %e, "cannot get a client-credentials token");
+            GatewayError::IdentityProviderUnavailable
+        })?;
         self.metrics
             .client_fetches
             .with_label_values(&["fetched"])

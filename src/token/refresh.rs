@@ -185,7 +185,10 @@ impl Refresher {
             ))
         })?;
         let started = Instant::now();
-        let call = provider.refresh(&idp.http, &refresh_token, target.resource, target.scopes);
+        let call = idp.timed(
+            "token",
+            provider.refresh(&idp.http, &refresh_token, target.resource, target.scopes),
+        );
         let granted = tokio::select! {
             r = call => r,
             _ = self.keep_lease(id, owner) => unreachable_lease(),

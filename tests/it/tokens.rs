@@ -247,6 +247,14 @@ async fn tokens_near_expiry_are_refreshed_and_an_idp_outage_is_not_a_logout() {
             "{outcome}:\n{metrics}"
         );
     }
+    // Every call to the IdP is timed by endpoint; the outage and the refused grant are errors.
+    for series in [
+        "portcullis_idp_request_duration_seconds_count{endpoint=\"discovery\"}",
+        "portcullis_idp_request_duration_seconds_count{endpoint=\"token\"}",
+        "portcullis_idp_errors_total{endpoint=\"token\"} 2",
+    ] {
+        assert!(metrics.contains(series), "{series}:\n{metrics}");
+    }
 }
 
 #[tokio::test]
