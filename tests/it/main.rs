@@ -15,6 +15,7 @@ mod bodies;
 mod browser;
 mod compose;
 mod config_cli;
+mod dashboard;
 mod demo;
 mod failures;
 mod flood;
