@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use serde::Serialize;
 
 use crate::config::reader::Section;
-use crate::config::*;
+use crate::config::{ser_display, socket_addr, Secret};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AdminConfig {

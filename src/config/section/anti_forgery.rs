@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::config::reader::Section;
-use crate::config::*;
+use crate::config::{ser_display_list, Origin};
 
 /// How API calls prove they come from the SPA's own pages.
 #[derive(Debug, Clone, Serialize)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::reader::Section;
-use crate::config::*;
+use crate::config::{ser_display_list, ser_duration, Destination};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ClusterConfig {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::reader::Section;
-use crate::config::*;
+use crate::config::{ser_duration, Secret};
 
 /// Keys and contents of signed identity assertions (`routes[].identity_assertion`).
 #[derive(Debug, Clone, Serialize)]

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::reader::Section;
-use crate::config::*;
+use crate::config::{ser_duration, ser_pairs, Secret};
 
 /// The OpenID Provider and the gateway's client registration there.
 #[derive(Debug, Clone, Serialize)]

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::reader::Section;
-use crate::config::*;
+use crate::config::ser_duration;
 
 /// Pingora's own server settings, with production defaults.
 #[derive(Debug, Clone, Serialize)]

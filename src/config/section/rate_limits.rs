@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::reader::Section;
-use crate::config::*;
+use crate::config::ser_duration;
 
 /// Per-client request limits (by client address, after `server.trusted_proxies`), counted per
 /// replica in windows of `window`. 0 turns a limit off.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::reader::Section;
-use crate::config::*;
+use crate::config::{ser_duration, Secret, StoreKind};
 
 /// How to reach Redis when `session.store = "redis"`.
 #[derive(Debug, Clone, Serialize)]

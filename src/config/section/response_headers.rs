@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::config::reader::Section;
-use crate::config::*;
+use crate::config::ser_or_off;
 
 /// Security headers on every response the browser gets, proxied or the gateway's own. `None`
 /// (an empty string in the file) leaves a header out.

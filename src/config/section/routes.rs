@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::config::reader::Section;
-use crate::config::*;
+use crate::config::{ser_pairs, ser_size, ClaimRule};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RouteConfig {

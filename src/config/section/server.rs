@@ -1,12 +1,13 @@
 //! The public listener (`[server]`): address, TLS, the public origin and trusted proxies.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde::{Serialize, Serializer};
 
 use crate::config::reader::Section;
-use crate::config::*;
+use crate::config::{ser_display, ser_display_list, Cidr, Origin};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ServerConfig {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::reader::Section;
-use crate::config::*;
+use crate::config::{ser_duration, Secret};
 
 /// Server-side sessions: where they live and how long.
 #[derive(Debug, Clone, Serialize)]

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::reader::Section;
-use crate::config::*;
+use crate::config::ser_duration;
 
 /// How user tokens are kept fresh (`[tokens]`).
 #[derive(Debug, Clone, Serialize)]
