@@ -175,27 +175,21 @@ fn strip_client_claims(req: &mut RequestHeader, trusted: bool, claim_headers: &[
     for name in req.headers.keys() {
         let n = name.as_str();
         let underscored = n.contains('_');
-        // Claim headers are the gateway's in every spelling, from every peer.
-        if !claim_headers.is_empty() {
-            let folded = if underscored {
-                std::borrow::Cow::Owned(n.replace('_', "-"))
-            } else {
-                std::borrow::Cow::Borrowed(n)
-            };
-            if claim_headers.iter().any(|c| c == folded.as_ref()) {
-                doomed.push(name.clone());
-                continue;
-            }
-        }
-        // Most headers are neither: one byte compare and one scan each.
-        if !underscored && (trusted || !(n.starts_with("x-") || n == "forwarded")) {
-            continue;
-        }
+        // The name as upstreams that fold `_` into `-` read it; allocated only for those.
         let dashed = if underscored {
             std::borrow::Cow::Owned(n.replace('_', "-"))
         } else {
             std::borrow::Cow::Borrowed(n)
         };
+        // Claim headers are the gateway's in every spelling, from every peer.
+        if claim_headers.iter().any(|c| c == dashed.as_ref()) {
+            doomed.push(name.clone());
+            continue;
+        }
+        // Most headers are neither: one byte compare and one scan each.
+        if !underscored && (trusted || !(n.starts_with("x-") || n == "forwarded")) {
+            continue;
+        }
         let proxy_only = PROXY_ONLY.contains(&dashed.as_ref());
         if (underscored && (proxy_only || OURS.contains(&dashed.as_ref())))
             || (!trusted && proxy_only)
