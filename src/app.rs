@@ -75,6 +75,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), AppError> {
     }
     let metrics = Arc::new(Metrics::new()?);
     crate::audit::install(metrics.audit_events.clone());
+    let trace_export = crate::telemetry::traces::install(&config.telemetry, metrics.traces.clone());
     let readiness = Arc::new(Readiness::default());
     let opt = Opt {
         upgrade: options.upgrade,
@@ -187,6 +188,13 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), AppError> {
             "session.dev_insecure_cookie = true: the session cookie is sent over plain http and \
              loses its __Host- protection. NEVER use this outside local development."
         );
+    }
+    if let Some(export) = trace_export {
+        tracing::info!(
+            endpoint = config.telemetry.export_url().map_or("-", |u| u.as_str()),
+            "exporting traces"
+        );
+        server.add_service(background_service("trace export", export));
     }
     let shutdown_readiness = readiness.clone();
     server.add_service(background_service("lifecycle", Lifecycle(readiness)));

@@ -12,7 +12,8 @@
 //!
 //! Fields: `event`, `outcome`, `sub`, `session` (a fingerprint of the store key, as the admin
 //! API lists it: never the id), `sid`, `client` (after `trusted_proxies`), `user_agent`
-//! (visible ASCII, 200 characters at most), `route`, `request_id`, `reason`. Never a token,
+//! (visible ASCII, 200 characters at most), `route`, `request_id`, `trace_id` (when tracing is
+//! on), `reason`. Never a token,
 //! code, cookie or secret. Refusals a client can cause at will (authorization) are logged at
 //! most [`REFUSALS_PER_SECOND`] a second; all are counted.
 
@@ -27,6 +28,8 @@ pub struct Who<'a> {
     pub user_agent: Option<&'a str>,
     pub route: &'a str,
     pub request_id: &'a str,
+    /// The request's trace, when tracing is on.
+    pub trace_id: Option<&'a str>,
 }
 
 pub struct Event<'a> {
@@ -101,6 +104,7 @@ pub fn record(e: Event<'_>, who: &Who<'_>) {
         user_agent = agent.as_deref().unwrap_or("-"),
         route = if who.route.is_empty() { "-" } else { who.route },
         request_id = if who.request_id.is_empty() { "-" } else { who.request_id },
+        trace_id = who.trace_id,
         reason = e.reason.unwrap_or("-"),
         "audit"
     );

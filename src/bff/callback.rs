@@ -148,12 +148,7 @@ pub async fn finish(
             who,
         );
         if let Some(refresh_token) = tokens.refresh_token.clone() {
-            let (provider, http) = (provider.clone(), idp.http.clone());
-            tokio::spawn(async move {
-                if let Err(e) = provider.revoke_refresh_token(&http, &refresh_token).await {
-                    tracing::warn!(error = %e, "cannot revoke the refresh token of a refused login");
-                }
-            });
+            idp.revoke_later(provider.clone(), refresh_token, "refused login");
         }
         return answer(GatewayError::LoginRefused {
             rule: rule.describe(),

@@ -77,14 +77,7 @@ pub async fn start(
     // RFC 7009: the refresh token dies with the session, even if it leaked before. Off the
     // request path: the user's redirect does not wait for the IdP.
     if let Some(refresh_token) = current.data.refresh_token.clone() {
-        let (provider, http) = (provider.clone(), idp.http.clone());
-        tokio::spawn(async move {
-            match provider.revoke_refresh_token(&http, &refresh_token).await {
-                Ok(true) => tracing::debug!("refresh token revoked at the IdP"),
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot revoke the refresh token at logout"),
-            }
-        });
+        idp.revoke_later(provider.clone(), refresh_token, "logout");
     }
     let location = match bff.idp_logout {
         IdpLogout::None => None,

@@ -8,6 +8,7 @@
 mod duration;
 pub mod keys;
 pub mod net;
+mod otel_env;
 #[cfg(test)]
 mod props;
 mod reader;
@@ -140,6 +141,7 @@ pub struct Config {
     pub response_headers: ResponseHeadersConfig,
     pub authorization: AuthorizationConfig,
     pub identity_assertion: IdentityAssertionConfig,
+    pub telemetry: TelemetryConfig,
     pub session: SessionConfig,
     pub tokens: TokensConfig,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -250,6 +250,38 @@ impl<'r, 't> Section<'r, 't> {
         Some(n)
     }
 
+    /// A number within `min..=max`; whole numbers are accepted as well.
+    pub fn float(&self, key: &'static str, min: f64, max: f64) -> Option<f64> {
+        let n = match self.raw(key)? {
+            Value::Float(f) => *f,
+            Value::Integer(n) => *n as f64,
+            Value::String(s) if self.set_by_env(key) => match s.trim().parse::<f64>() {
+                Ok(n) => n,
+                Err(_) => {
+                    self.issue(
+                        key,
+                        format!("expected a number, got {s:?}"),
+                        format!("set the variable to a number between {min} and {max}"),
+                    );
+                    return None;
+                }
+            },
+            other => {
+                self.wrong_type(key, "a number", other, &max.to_string());
+                return None;
+            }
+        };
+        if !(min..=max).contains(&n) {
+            self.issue(
+                key,
+                format!("{n} is out of range"),
+                format!("use a number between {min} and {max}"),
+            );
+            return None;
+        }
+        Some(n)
+    }
+
     pub fn duration(&self, key: &'static str) -> Option<Duration> {
         match self.raw(key)? {
             Value::String(s) => {

@@ -14,6 +14,8 @@ pub const ENV_PREFIX: &str = "PORTCULLIS__";
 pub trait Environment {
     /// Every `(name, value)` pair whose name starts with [`ENV_PREFIX`] (case-insensitive).
     fn portcullis_vars(&self) -> Vec<(String, String)>;
+    /// The value of one variable by its exact name (the standard `OTEL_*` ones).
+    fn var(&self, name: &str) -> Option<String>;
 }
 
 /// The real process environment.
@@ -26,6 +28,10 @@ impl Environment for ProcessEnv {
             .filter(|(k, _)| has_prefix(k))
             .collect()
     }
+
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
 }
 
 impl Environment for HashMap<String, String> {
@@ -34,6 +40,10 @@ impl Environment for HashMap<String, String> {
             .filter(|(k, _)| has_prefix(k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
+    }
+
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
     }
 }
 

@@ -11,7 +11,7 @@ use super::section::{
     admin::admin, anti_forgery::anti_forgery, clusters::clusters,
     identity_assertion::identity_assertion, log::log, oidc::oidc, pingora::pingora,
     rate_limits::rate_limits, redis::redis, response_headers::response_headers, routes::routes,
-    server::server, session::session, tokens::tokens,
+    server::server, session::session, telemetry::telemetry, tokens::tokens,
 };
 use super::source::{overlay, Environment};
 use super::*;
@@ -26,7 +26,11 @@ pub fn validate_and_list_keys(
     root: &mut Table,
     env: &dyn Environment,
 ) -> (Result<Config, Vec<Issue>>, BTreeSet<String>) {
-    let (origins, overlay_issues) = overlay(root, env);
+    // OTEL_* first, so a PORTCULLIS__TELEMETRY__* variable wins over its standard twin.
+    let (mut origins, mut overlay_issues) = super::otel_env::overlay(root, env);
+    let (more_origins, more_issues) = overlay(root, env);
+    origins.extend(more_origins);
+    overlay_issues.extend(more_issues);
     let reader = Reader::new(&origins);
     for issue in overlay_issues {
         reader.push(
@@ -44,6 +48,7 @@ pub fn validate_and_list_keys(
         let anti_forgery = anti_forgery(&top.section("anti_forgery"));
         let rate_limits = rate_limits(&top.section("rate_limits"));
         let identity_assertion = identity_assertion(&top.section("identity_assertion"));
+        let telemetry = telemetry(&top.section("telemetry"));
         let authorization = AuthorizationConfig {
             require: super::rules::claim_rules(&top.section("authorization"), "require"),
         };
@@ -156,6 +161,7 @@ pub fn validate_and_list_keys(
             response_headers,
             authorization,
             identity_assertion,
+            telemetry,
             session,
             tokens,
             redis,
@@ -184,6 +190,7 @@ struct Sections {
     response_headers: Option<ResponseHeadersConfig>,
     authorization: AuthorizationConfig,
     identity_assertion: IdentityAssertionConfig,
+    telemetry: Option<TelemetryConfig>,
     session: Option<SessionConfig>,
     tokens: Option<TokensConfig>,
     redis: Option<RedisConfig>,
@@ -205,6 +212,7 @@ impl Sections {
             response_headers: self.response_headers?,
             authorization: self.authorization,
             identity_assertion: self.identity_assertion,
+            telemetry: self.telemetry?,
             session: self.session?,
             tokens: self.tokens?,
             redis: self.redis,

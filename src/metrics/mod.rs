@@ -42,6 +42,15 @@ pub struct Metrics {
     pub idp: IdpMetrics,
     pub tokens: TokenMetrics,
     pub sessions: SessionMetrics,
+    pub traces: TraceMetrics,
+}
+
+/// Trace export (`[telemetry]`): spans sent, and spans lost with why (`reason`: queue_full
+/// when the collector cannot keep up, export_failed when it refused or could not be reached).
+#[derive(Clone)]
+pub struct TraceMetrics {
+    pub exported: IntCounter,
+    pub dropped: IntCounterVec,
 }
 
 /// The session tier: the per-replica cache and the store behind it.
@@ -262,6 +271,21 @@ impl Metrics {
         };
         registry.register(Box::new(idp.duration.clone()))?;
         registry.register(Box::new(idp.errors.clone()))?;
+        let traces = TraceMetrics {
+            exported: IntCounter::new(
+                "trace_spans_exported_total",
+                "Spans the OTLP collector accepted.",
+            )?,
+            dropped: IntCounterVec::new(
+                Opts::new(
+                    "trace_spans_dropped_total",
+                    "Spans lost, by reason (queue_full, export_failed).",
+                ),
+                &["reason"],
+            )?,
+        };
+        registry.register(Box::new(traces.exported.clone()))?;
+        registry.register(Box::new(traces.dropped.clone()))?;
         // CPU, resident memory, open file descriptors and their limit, threads, start time.
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -298,6 +322,7 @@ impl Metrics {
             idp,
             tokens,
             sessions,
+            traces,
         })
     }
 

@@ -24,6 +24,38 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// the gateway into a load generator against the IdP.
 const KEY_RELOAD_EVERY: Duration = Duration::from_secs(10);
 
+/// Times `call` to the IdP's `endpoint` into `metrics` and, in a traced request, makes it a
+/// client span.
+async fn timed_call<T, E: std::fmt::Display>(
+    metrics: Option<&crate::metrics::IdpMetrics>,
+    host: &str,
+    endpoint: &'static str,
+    call: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    let started = Instant::now();
+    let outcome = crate::telemetry::traces::in_span(
+        || {
+            opentelemetry::trace::SpanBuilder::from_name(format!("idp {endpoint}"))
+                .with_kind(opentelemetry::trace::SpanKind::Client)
+                .with_attributes([
+                    opentelemetry::KeyValue::new("portcullis.idp.endpoint", endpoint),
+                    opentelemetry::KeyValue::new("server.address", host.to_string()),
+                ])
+        },
+        call,
+    )
+    .await;
+    if let Some(m) = metrics {
+        m.duration
+            .with_label_values(&[endpoint])
+            .observe(started.elapsed().as_secs_f64());
+        if outcome.is_err() {
+            m.errors.with_label_values(&[endpoint]).inc();
+        }
+    }
+    outcome
+}
+
 /// What discovery found, shared with the login flow.
 pub struct IdentityProvider {
     provider: ArcSwapOption<Provider>,
@@ -34,6 +66,8 @@ pub struct IdentityProvider {
     problem: Mutex<String>,
     last_key_reload: tokio::sync::Mutex<Option<Instant>>,
     metrics: std::sync::OnceLock<crate::metrics::IdpMetrics>,
+    /// The issuer's host, for the spans of calls to it.
+    host: String,
 }
 
 impl IdentityProvider {
@@ -90,6 +124,10 @@ impl IdentityProvider {
             problem: Mutex::new(String::new()),
             last_key_reload: tokio::sync::Mutex::new(None),
             metrics: std::sync::OnceLock::new(),
+            host: url::Url::parse(&oidc.issuer)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_default(),
         }))
     }
 
@@ -99,23 +137,35 @@ impl IdentityProvider {
         self
     }
 
-    /// Runs a call to the IdP's `endpoint`, timing it and counting its failure.
-    pub async fn timed<T, E>(
+    /// Runs a call to the IdP's `endpoint`, timing it and counting its failure (and, in a
+    /// traced request, as a client span of its own).
+    pub async fn timed<T, E: std::fmt::Display>(
         &self,
-        endpoint: &str,
+        endpoint: &'static str,
         call: impl std::future::Future<Output = Result<T, E>>,
     ) -> Result<T, E> {
-        let started = Instant::now();
-        let outcome = call.await;
-        if let Some(m) = self.metrics.get() {
-            m.duration
-                .with_label_values(&[endpoint])
-                .observe(started.elapsed().as_secs_f64());
-            if outcome.is_err() {
-                m.errors.with_label_values(&[endpoint]).inc();
+        timed_call(self.metrics.get(), &self.host, endpoint, call).await
+    }
+
+    /// RFC 7009 revocation of `refresh_token`, off the request path: the caller's answer does
+    /// not wait for the IdP. Timed and traced like any call; a failure is logged with `why`.
+    pub fn revoke_later(&self, provider: Arc<Provider>, refresh_token: String, why: &'static str) {
+        let (http, metrics, host) = (
+            self.http.clone(),
+            self.metrics.get().cloned(),
+            self.host.clone(),
+        );
+        let revoke = async move {
+            let call = provider.revoke_refresh_token(&http, &refresh_token);
+            match timed_call(metrics.as_ref(), &host, "revocation", call).await {
+                Ok(true) => tracing::debug!("refresh token revoked at the IdP ({why})"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot revoke the refresh token ({why})"),
             }
-        }
-        outcome
+        };
+        tokio::spawn(opentelemetry::trace::FutureExt::with_current_context(
+            revoke,
+        ));
     }
 
     /// The provider as last discovered; `None` until discovery first succeeds.

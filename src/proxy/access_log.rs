@@ -16,6 +16,15 @@ pub struct Line<'a> {
 
 use super::context::RequestCtx;
 
+/// The status the client got (0: none was sent).
+pub fn status(session: &HttpSession, ctx: &RequestCtx) -> u16 {
+    session
+        .response_written()
+        .map(|r| r.status.as_u16())
+        .or_else(|| ctx.error.as_ref().map(|g| g.status()))
+        .unwrap_or(0)
+}
+
 pub fn record(
     session: &HttpSession,
     e: Option<&Error>,
@@ -24,11 +33,7 @@ pub fn record(
     log: Option<Line<'_>>,
 ) {
     let elapsed = ctx.started.elapsed();
-    let status = session
-        .response_written()
-        .map(|r| r.status.as_u16())
-        .or_else(|| ctx.error.as_ref().map(|g| g.status()))
-        .unwrap_or(0);
+    let status = status(session, ctx);
     metrics.observe(status, elapsed);
     let Some(line) = log else {
         return;
@@ -44,6 +49,7 @@ pub fn record(
         None => tracing::info!(
             target: "access",
             request_id = %ctx.request_id,
+            trace_id = ctx.trace_id(),
             client = %client,
             user,
             method = %req.method,
@@ -58,6 +64,7 @@ pub fn record(
         Some(e) => tracing::info!(
             target: "access",
             request_id = %ctx.request_id,
+            trace_id = ctx.trace_id(),
             client = %client,
             user,
             method = %req.method,

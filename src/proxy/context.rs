@@ -37,6 +37,8 @@ pub struct RequestCtx {
     pub error: Option<GatewayError>,
     /// Counts this request in `requests_in_flight` while it lives.
     pub in_flight: Option<crate::metrics::InFlight>,
+    /// The request's spans, when tracing is on (`[telemetry]`).
+    pub trace: Option<super::spans::RequestTrace>,
 }
 
 impl Default for RequestCtx {
@@ -55,6 +57,7 @@ impl Default for RequestCtx {
             body_bytes: 0,
             error: None,
             in_flight: None,
+            trace: None,
         }
     }
 }
@@ -66,6 +69,11 @@ impl RequestCtx {
             (Some(r), None) => r.name.as_str(),
             (None, None) => "-",
         }
+    }
+
+    /// The trace id for log lines and problem bodies, when tracing is on.
+    pub fn trace_id(&self) -> Option<&str> {
+        self.trace.as_ref().map(|t| t.trace_id.as_str())
     }
 
     pub fn cluster_name(&self) -> &str {

@@ -78,11 +78,14 @@ pub async fn reply(
 
 fn render(session: &HttpSession, ctx: &RequestCtx, err: &GatewayError) -> (&'static str, Bytes) {
     if wants_html(session) {
-        ("text/html; charset=utf-8", html_page(err, &ctx.request_id))
+        (
+            "text/html; charset=utf-8",
+            html_page(err, &ctx.request_id, ctx.trace_id()),
+        )
     } else {
         (
             "application/problem+json",
-            problem_json(err, &ctx.request_id),
+            problem_json(err, &ctx.request_id, ctx.trace_id()),
         )
     }
 }
@@ -122,8 +125,8 @@ fn error_head(err: &GatewayError) -> Result<ResponseHeader> {
     Ok(resp)
 }
 
-/// RFC 9457 problem details.
-pub fn problem_json(err: &GatewayError, request_id: &str) -> Bytes {
+/// RFC 9457 problem details; `trace_id` leads from a user's error report to the trace.
+pub fn problem_json(err: &GatewayError, request_id: &str, trace_id: Option<&str>) -> Bytes {
     let mut body = serde_json::json!({
         "type": format!("urn:portcullis:problem:{}", err.slug()),
         "title": err.title(),
@@ -131,23 +134,27 @@ pub fn problem_json(err: &GatewayError, request_id: &str) -> Bytes {
         "detail": err.detail(),
         "request_id": request_id,
     });
+    if let Some(trace_id) = trace_id {
+        body["trace_id"] = trace_id.into();
+    }
     if let Some(url) = err.login_url() {
         body["login_url"] = url.into();
     }
     Bytes::from(body.to_string())
 }
 
-fn html_page(err: &GatewayError, request_id: &str) -> Bytes {
+fn html_page(err: &GatewayError, request_id: &str, trace_id: Option<&str>) -> Bytes {
     let page = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{status} {title}</title>\
          <meta name=\"viewport\" content=\"width=device-width\"></head>\
          <body style=\"font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem\">\
          <h1>{title}</h1><p>{detail}</p><p>{retry}<a href=\"/\">Back to the start page</a></p>\
-         <p style=\"color:#666;font-size:small\">Request id: {rid}</p></body></html>",
+         <p style=\"color:#666;font-size:small\">Request id: {rid}{trace}</p></body></html>",
         status = err.status(),
         title = escape(err.title()),
         detail = escape(&err.detail()),
         rid = escape(request_id),
+        trace = trace_id.map_or_else(String::new, |t| format!(" · Trace id: {}", escape(t))),
         retry = match (err.login_url(), err.retry_link()) {
             (Some(url), _) => format!("<a href=\"{}\">Sign in again</a> · ", escape(url)),
             (None, Some((href, label))) => format!("<a href=\"{href}\">{label}</a> · "),
@@ -181,16 +188,21 @@ mod tests {
         let err = GatewayError::NoHealthyUpstream {
             cluster: "api".into(),
         };
-        let v: serde_json::Value = serde_json::from_slice(&problem_json(&err, "rid-1")).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&problem_json(&err, "rid-1", None)).unwrap();
         assert_eq!(v["type"], "urn:portcullis:problem:no-healthy-upstream");
         assert_eq!(v["status"], 503);
         assert_eq!(v["request_id"], "rid-1");
         assert!(v["detail"].as_str().unwrap().contains("'api'"));
+        assert!(v.get("trace_id").is_none());
+        let traced: serde_json::Value =
+            serde_json::from_slice(&problem_json(&err, "rid-1", Some("4bf9"))).unwrap();
+        assert_eq!(traced["trace_id"], "4bf9");
     }
 
     #[test]
     fn html_escapes_everything_it_echoes() {
-        let page = html_page(&GatewayError::NoRoute, "<script>");
+        let page = html_page(&GatewayError::NoRoute, "<script>", None);
         let text = std::str::from_utf8(&page).unwrap();
         assert!(text.contains("&lt;script&gt;"));
         assert!(!text.contains("<script>"));

@@ -33,6 +33,7 @@ mod local_answer;
 mod names;
 mod route;
 mod session;
+mod spans;
 mod tunnels;
 mod upstream;
 mod upstream_request;
@@ -41,6 +42,7 @@ mod upstream_response;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use opentelemetry::trace::{FutureExt, SpanBuilder};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::modules::http::HttpModules;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session as HttpSession};
@@ -48,10 +50,11 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType, Result};
 
 use crate::bff::{Bff, Endpoint};
-use crate::config::{AntiForgeryConfig, Cidr, Config, Origin};
+use crate::config::{AntiForgeryConfig, Cidr, Config, IncomingTrace, Origin};
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::session::Sessions;
+use crate::telemetry::traces;
 use crate::token::Tokens;
 use crate::upstream::RouteTable;
 
@@ -86,6 +89,8 @@ pub struct Gateway {
     tokens: Arc<Tokens>,
     /// One per [`Endpoint`], in `Endpoint::ALL` order.
     endpoint_metrics: Vec<RouteMetrics>,
+    /// What a caller's `traceparent` means (`telemetry.incoming`).
+    incoming_trace: IncomingTrace,
 }
 
 impl Gateway {
@@ -123,6 +128,7 @@ impl Gateway {
             keepalive_secs: config.pingora.keepalive_timeout.as_secs().max(1),
             client_body_timeout: config.pingora.client_body_timeout,
             access_log: config.log.access_log,
+            incoming_trace: config.telemetry.incoming,
             access_log_user: config.log.access_log_user == crate::config::AccessLogUser::Sub,
             unrouted: metrics.route("-", "-"),
             metrics,
@@ -159,12 +165,15 @@ impl Gateway {
         let Some(route) = ctx.route.clone() else {
             return Ok(());
         };
-        ctx.session = self::session::lookup(
-            &self.sessions,
-            &self.limits,
-            &route,
-            &session.req_header().headers,
-            || forwarded::client_ip(session, &self.trusted_proxies),
+        ctx.session = traces::in_span(
+            || SpanBuilder::from_name("session lookup"),
+            self::session::lookup(
+                &self.sessions,
+                &self.limits,
+                &route,
+                &session.req_header().headers,
+                || forwarded::client_ip(session, &self.trusted_proxies),
+            ),
         )
         .await?;
         let target = session
@@ -216,6 +225,7 @@ impl Gateway {
                 .and_then(|v| v.to_str().ok()),
             route: ctx.route_name(),
             request_id: &ctx.request_id,
+            trace_id: ctx.trace_id(),
         }
     }
 
@@ -297,9 +307,15 @@ impl Gateway {
             Some(Err(e)) => e.into(),
             _ => {
                 let who = self.who(session, ctx);
-                self.bff
-                    .handle(endpoint, session.req_header(), &body, &who)
-                    .await
+                traces::in_span_judged(
+                    || SpanBuilder::from_name(format!("bff {}", endpoint.name())),
+                    self.bff.handle(endpoint, session.req_header(), &body, &who),
+                    |reply| match reply {
+                        crate::bff::Reply::Error { error, .. } => Some(error.slug().to_string()),
+                        _ => None,
+                    },
+                )
+                .await
             }
         };
         if let crate::bff::Reply::Error { error, .. } = &reply {
@@ -333,6 +349,10 @@ impl ProxyHttp for Gateway {
         session.set_keepalive(Some(self.keepalive_secs));
         session.set_read_timeout(Some(self.client_body_timeout));
         ctx.request_id = forwarded::request_id(session);
+        if traces::tracer().is_some() {
+            let client = forwarded::client_ip(session, &self.trusted_proxies);
+            ctx.trace = spans::start(session, self.incoming_trace, client);
+        }
         Ok(())
     }
 
@@ -355,11 +375,24 @@ impl ProxyHttp for Gateway {
                 return Ok(true);
             }
         }
+        // The phases' own spans become children of the request's.
+        let cx = ctx.trace.as_ref().map(|t| t.cx.clone());
         if let Some(endpoint) = self.bff.endpoint(session.req_header().uri.path()) {
-            self.serve_endpoint(endpoint, session, ctx).await?;
+            match cx {
+                Some(cx) => {
+                    self.serve_endpoint(endpoint, session, ctx)
+                        .with_context(cx)
+                        .await?
+                }
+                None => self.serve_endpoint(endpoint, session, ctx).await?,
+            }
             return Ok(true);
         }
-        match self.phases(session, ctx).await {
+        let outcome = match cx {
+            Some(cx) => self.phases(session, ctx).with_context(cx).await,
+            None => self.phases(session, ctx).await,
+        };
+        match outcome {
             Ok(()) => Ok(false),
             Err(err) => {
                 local_answer::error(session, ctx, &self.security_headers, &err).await?;
@@ -392,7 +425,16 @@ impl ProxyHttp for Gateway {
         session: &mut HttpSession,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        upstream::peer(session, ctx, &self.tunnels)
+        let peer = upstream::peer(session, ctx, &self.tunnels)?;
+        if let (Some(trace), Some(route), Some(d)) = (&mut ctx.trace, &ctx.route, &ctx.destination)
+        {
+            trace.upstream_call(
+                session.req_header().method.as_str(),
+                &route.cluster.name,
+                &d.authority,
+            );
+        }
+        Ok(peer)
     }
 
     fn fail_to_connect(
@@ -420,7 +462,11 @@ impl ProxyHttp for Gateway {
             },
             assertions: self.assertions.as_ref(),
         }
-        .prepare(session, req, ctx)
+        .prepare(session, req, ctx)?;
+        if let Some(trace) = &ctx.trace {
+            trace.inject(req);
+        }
+        Ok(())
     }
 
     async fn response_filter(
@@ -429,6 +475,9 @@ impl ProxyHttp for Gateway {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if let Some(trace) = &ctx.trace {
+            trace.upstream_status(resp.status.as_u16());
+        }
         if resp.status == http::StatusCode::SWITCHING_PROTOCOLS {
             if let Some(route) = &ctx.route {
                 session.set_read_timeout(Some(route.cluster.config.upgrade_idle_timeout));
@@ -476,6 +525,15 @@ impl ProxyHttp for Gateway {
                 .map(|s| s.record.sub.as_str()),
         });
         access_log::record(session, e, ctx, metrics, line);
+        if let Some(trace) = ctx.trace.take() {
+            let error = ctx
+                .error
+                .as_ref()
+                .map(|g| g.slug())
+                .or_else(|| e.map(|e| e.etype().as_str()));
+            let status = access_log::status(session, ctx);
+            trace.finish(ctx, session.req_header().method.as_str(), status, error);
+        }
     }
 
     /// Used in Pingora's own error lines: never the query string, which can carry codes.

@@ -27,15 +27,20 @@ pub async fn lookup(
         return Ok(None);
     }
     let Some(id) = sessions.id_in(headers) else {
+        note_source("no_cookie");
         return Ok(None);
     };
     // A cached session costs nothing and is never refused: the limit guards store reads, and
     // users behind one address (an office's NAT) keep working while another's dead cookies
     // use up that address's allowance.
     let id = match sessions.cached(id, true).await? {
-        Ok(current) => return Ok(current),
+        Ok(current) => {
+            note_source("cache");
+            return Ok(current);
+        }
         Err(id) => id,
     };
+    note_source("store");
     let client = client();
     if let Some(ip) = client {
         limits.check(Limited::FailedSessionLookup, ip)?;
@@ -45,4 +50,12 @@ pub async fn lookup(
         limits.admit(Limited::FailedSessionLookup, ip)?;
     }
     Ok(found)
+}
+
+/// Where the session came from, on the lookup's span: `cache` (no store round trip),
+/// `store`, or `no_cookie`.
+fn note_source(source: &'static str) {
+    crate::telemetry::traces::note(|| {
+        opentelemetry::KeyValue::new("portcullis.session.source", source)
+    });
 }

@@ -519,14 +519,23 @@ impl Sessions {
     }
 }
 
-/// Runs a store operation, timing it and counting its failure under `op`.
+/// Runs a store operation, timing it and counting its failure under `op` (and, in a traced
+/// request, as a span of its own).
 async fn timed<T>(
     metrics: &crate::metrics::SessionMetrics,
-    op: &str,
+    op: &'static str,
     operation: impl std::future::Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
     let started = std::time::Instant::now();
-    let outcome = operation.await;
+    let outcome = crate::telemetry::traces::in_span(
+        || {
+            opentelemetry::trace::SpanBuilder::from_name(format!("session store {op}"))
+                .with_kind(opentelemetry::trace::SpanKind::Client)
+                .with_attributes([opentelemetry::KeyValue::new("db.operation.name", op)])
+        },
+        operation,
+    )
+    .await;
     metrics
         .store_duration
         .with_label_values(&[op])

@@ -118,11 +118,9 @@ impl Tokens {
                 _ => bearer(token),
             };
         }
-        match self
-            .refresh
-            .refresh(idp, current, target, key.as_deref())
-            .await
-        {
+        let refresh = self.refresh.refresh(idp, current, target, key.as_deref());
+        let span = || opentelemetry::trace::SpanBuilder::from_name("token refresh");
+        match crate::telemetry::traces::in_span(span, refresh).await {
             Ok(token) => bearer(&token),
             Err(e) => Err(e.into()),
         }

@@ -121,6 +121,8 @@ impl Refresher {
         );
         let deadline = Instant::now() + self.wait;
         let mut waited = false;
+        // From the first refusal of the lock until this refresh ends (dropped with it).
+        let mut _wait_span = None;
         loop {
             if self.sessions.try_lock(id, &owner, self.lease).await? {
                 let outcome = self.refresh_locked(idp, current, &owner, target, key).await;
@@ -137,6 +139,9 @@ impl Refresher {
                 if !waited {
                     self.metrics.lock_waits.inc();
                     waited = true;
+                    _wait_span = crate::telemetry::traces::child(|| {
+                        opentelemetry::trace::SpanBuilder::from_name("refresh lock wait")
+                    });
                 }
                 // Another request (here or on another replica) is refreshing: wait for it.
                 let current = self.reload(current).await?;

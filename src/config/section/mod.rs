@@ -15,6 +15,7 @@ pub mod response_headers;
 pub mod routes;
 pub mod server;
 pub mod session;
+pub mod telemetry;
 pub mod tokens;
 
 pub use self::admin::*;
@@ -31,4 +32,5 @@ pub use self::response_headers::*;
 pub use self::routes::*;
 pub use self::server::*;
 pub use self::session::*;
+pub use self::telemetry::*;
 pub use self::tokens::*;

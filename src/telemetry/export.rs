@@ -1,0 +1,236 @@
+//! Shipping finished spans: a bounded queue filled from request threads, emptied by one
+//! background task that exports in batches over OTLP.
+//!
+//! A request only ever does a `try_send`: when the collector is slow or down the queue fills
+//! and further spans are dropped and counted (`portcullis_trace_spans_dropped_total`), never
+//! waited for. The SDK's `BatchSpanProcessor` is not used: it exports from a thread of its own
+//! with no Tokio runtime, where the async HTTP and gRPC exporters cannot run.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use opentelemetry::Context;
+use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter as _, SpanProcessor};
+use opentelemetry_sdk::Resource;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use prometheus::IntCounterVec;
+use tokio::sync::mpsc;
+
+use crate::config::{OtlpProtocol, TelemetryConfig};
+use crate::metrics::TraceMetrics;
+
+/// Hands sampled spans to the queue as they end.
+#[derive(Debug)]
+pub(super) struct QueueProcessor {
+    queue: mpsc::Sender<SpanData>,
+    dropped: IntCounterVec,
+}
+
+impl QueueProcessor {
+    pub(super) fn new(capacity: usize, dropped: IntCounterVec) -> (Self, mpsc::Receiver<SpanData>) {
+        let (queue, rx) = mpsc::channel(capacity.max(1));
+        (QueueProcessor { queue, dropped }, rx)
+    }
+}
+
+impl SpanProcessor for QueueProcessor {
+    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if !span.span_context.is_sampled() {
+            return;
+        }
+        if self.queue.try_send(span).is_err() {
+            self.dropped.with_label_values(&["queue_full"]).inc();
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        Ok(())
+    }
+}
+
+/// The background task that empties the queue.
+pub struct TraceExport {
+    config: TelemetryConfig,
+    resource: Resource,
+    queue: Mutex<Option<mpsc::Receiver<SpanData>>>,
+    metrics: TraceMetrics,
+}
+
+impl TraceExport {
+    pub(super) fn new(
+        config: TelemetryConfig,
+        resource: Resource,
+        queue: mpsc::Receiver<SpanData>,
+        metrics: TraceMetrics,
+    ) -> Self {
+        TraceExport {
+            config,
+            resource,
+            queue: Mutex::new(Some(queue)),
+            metrics,
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for TraceExport {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let Some(mut queue) = self.queue.lock().ok().and_then(|mut q| q.take()) else {
+            return;
+        };
+        // Built here: the gRPC channel needs the runtime this service runs on.
+        let mut exporter = match exporter(&self.config) {
+            Ok(e) => e,
+            Err(e) => {
+                // The config check accepted the endpoint, so this is unexpected; spans made
+                // from now on are dropped (and counted) as the queue closes.
+                tracing::error!(error = %e, "cannot set up trace export; no spans will be sent");
+                return;
+            }
+        };
+        exporter.set_resource(&self.resource);
+        let mut shipper = Shipper {
+            exporter,
+            metrics: &self.metrics,
+            timeout: self.config.timeout,
+            failing_since: None,
+            last_warning: None,
+        };
+        let size = self.config.batch_size;
+        let mut batch = Vec::with_capacity(size);
+        let mut tick = tokio::time::interval(self.config.export_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let room = size - batch.len();
+            tokio::select! {
+                received = queue.recv_many(&mut batch, room) => {
+                    if received == 0 {
+                        break;
+                    }
+                    if batch.len() < size {
+                        continue;
+                    }
+                }
+                _ = tick.tick() => {
+                    if batch.is_empty() {
+                        continue;
+                    }
+                }
+                _ = shutdown.changed() => break,
+            }
+            shipper
+                .ship(std::mem::replace(&mut batch, Vec::with_capacity(size)))
+                .await;
+        }
+        // Shutting down: what is queued now goes out, within one timeout per batch.
+        while let Ok(span) = queue.try_recv() {
+            batch.push(span);
+            if batch.len() == size {
+                shipper.ship(std::mem::take(&mut batch)).await;
+            }
+        }
+        if !batch.is_empty() {
+            shipper.ship(batch).await;
+        }
+    }
+}
+
+struct Shipper<'a> {
+    exporter: opentelemetry_otlp::SpanExporter,
+    metrics: &'a TraceMetrics,
+    timeout: Duration,
+    failing_since: Option<Instant>,
+    last_warning: Option<Instant>,
+}
+
+impl Shipper<'_> {
+    /// Exports one batch; a failure loses it (counted) and is logged at most once a minute.
+    async fn ship(&mut self, batch: Vec<SpanData>) {
+        let n = batch.len() as u64;
+        let outcome = tokio::time::timeout(self.timeout, self.exporter.export(batch)).await;
+        let problem = match outcome {
+            Ok(Ok(())) => {
+                self.metrics.exported.inc_by(n);
+                if self.failing_since.take().is_some() {
+                    tracing::info!("trace export works again");
+                    self.last_warning = None;
+                }
+                return;
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {:?}", self.timeout),
+        };
+        self.metrics
+            .dropped
+            .with_label_values(&["export_failed"])
+            .inc_by(n);
+        self.failing_since.get_or_insert_with(Instant::now);
+        if self
+            .last_warning
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
+        {
+            self.last_warning = Some(Instant::now());
+            tracing::warn!(error = %problem, spans = n, "cannot export traces; dropping them");
+        }
+    }
+}
+
+fn exporter(
+    config: &TelemetryConfig,
+) -> Result<opentelemetry_otlp::SpanExporter, opentelemetry_otlp::ExporterBuildError> {
+    let url = config
+        .export_url()
+        .map(|u| u.as_str().to_string())
+        .unwrap_or_default();
+    match config.protocol {
+        OtlpProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(Protocol::HttpBinary)
+            .with_endpoint(url)
+            .with_timeout(config.timeout)
+            .with_headers(
+                config
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.expose().to_string()))
+                    .collect(),
+            )
+            .build(),
+        OtlpProtocol::Grpc => {
+            let mut headers = http::HeaderMap::new();
+            for (k, v) in &config.headers {
+                // Checked by the config: both parse.
+                if let (Ok(name), Ok(value)) = (
+                    http::HeaderName::from_bytes(k.as_bytes()),
+                    http::HeaderValue::from_str(v.expose()),
+                ) {
+                    headers.insert(name, value);
+                }
+            }
+            let mut builder = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(url.clone())
+                .with_timeout(config.timeout)
+                .with_metadata(
+                    opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(headers),
+                );
+            if url.starts_with("https:") {
+                builder = builder.with_tls_config(
+                    opentelemetry_otlp::tonic_types::transport::ClientTlsConfig::new()
+                        .with_native_roots(),
+                );
+            }
+            builder.build()
+        }
+    }
+}
