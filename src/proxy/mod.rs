@@ -165,17 +165,19 @@ impl Gateway {
         let Some(route) = ctx.route.clone() else {
             return Ok(());
         };
-        ctx.session = traces::in_span(
-            || SpanBuilder::from_name("session lookup"),
-            self::session::lookup(
-                &self.sessions,
-                &self.limits,
-                &route,
-                &session.req_header().headers,
-                || forwarded::client_ip(session, &self.trusted_proxies),
-            ),
-        )
-        .await?;
+        if route.token.wants_user() {
+            ctx.session = traces::in_span(
+                || SpanBuilder::from_name("session lookup"),
+                self::session::lookup(
+                    &self.sessions,
+                    &self.limits,
+                    &route,
+                    &session.req_header().headers,
+                    || forwarded::client_ip(session, &self.trusted_proxies),
+                ),
+            )
+            .await?;
+        }
         let target = session
             .req_header()
             .uri
@@ -308,7 +310,7 @@ impl Gateway {
             _ => {
                 let who = self.who(session, ctx);
                 traces::in_span_judged(
-                    || SpanBuilder::from_name(format!("bff {}", endpoint.name())),
+                    || SpanBuilder::from_name(endpoint.name()),
                     self.bff.handle(endpoint, session.req_header(), &body, &who),
                     |reply| match reply {
                         crate::bff::Reply::Error { error, .. } => Some(error.slug().to_string()),

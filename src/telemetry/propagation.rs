@@ -60,6 +60,10 @@ struct Outgoing(Vec<(&'static str, String)>);
 
 impl Injector for Outgoing {
     fn set(&mut self, key: &str, value: String) {
+        // The SDK sets an empty `tracestate` when there is none; send none instead.
+        if value.is_empty() {
+            return;
+        }
         let name = match key {
             TRACEPARENT => TRACEPARENT,
             TRACESTATE => TRACESTATE,

@@ -32,4 +32,5 @@ mod shutdown;
 mod streaming;
 mod tls;
 mod tokens;
+mod traces;
 mod websockets;

@@ -5,6 +5,7 @@ pub mod idp;
 pub mod jwt;
 pub mod login;
 pub mod nginx;
+pub mod otlp;
 pub mod redis;
 pub mod tls;
 pub mod upstream;
