@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::harness::login::{self, through_idp};
 use crate::harness::otlp::{Collector, Protocol, Span, CLIENT, SERVER};
-use crate::harness::{client, eventually, free_port, GatewayConfig, Upstream, UserAgent};
+use crate::harness::{client, eventually, GatewayConfig, Upstream, UserAgent};
 
 const INCOMING_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const INCOMING_SPAN: &str = "00f067aa0ba902b7";
