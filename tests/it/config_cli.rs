@@ -582,3 +582,64 @@ fn check_and_run_refuse_exactly_the_same_files() {
         assert!(run_err.contains(expected), "{expected}\n{run_err}");
     }
 }
+
+#[test]
+fn the_standard_otel_variables_configure_traces_and_bad_ones_are_named() {
+    let out = check(
+        VALID,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=s3cr3t-value"),
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+            // The Portcullis variable wins over its standard twin.
+            ("OTEL_SERVICE_NAME", "from-otel"),
+            ("PORTCULLIS__TELEMETRY__SERVICE_NAME", "from-portcullis"),
+        ],
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "enabled = true",
+        "traces_endpoint = \"http://collector:4318/v1/traces\"",
+        "sampler = \"parentbased_traceidratio\"",
+        "sampler_arg = 0.25",
+        "service_name = \"from-portcullis\"",
+        "api-key = \"***\"",
+    ] {
+        assert!(stdout.contains(line), "{line} not in:\n{stdout}");
+    }
+    assert!(!stdout.contains("s3cr3t"), "{stdout}");
+    // `check`'s output reads back the same, telemetry included.
+    let again = check(&stdout, &[]);
+    let again_out = String::from_utf8(again.stdout).unwrap();
+    assert!(
+        again_out.contains("traces_endpoint = \"http://collector:4318/v1/traces\""),
+        "{again_out}"
+    );
+
+    let out = check(
+        VALID,
+        &[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            ("OTEL_TRACES_SAMPLER_ARG", "2"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "soon"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    for expected in [
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "http/json is not built into Portcullis",
+        "OTEL_TRACES_SAMPLER_ARG",
+        "2 is out of range",
+        "OTEL_BSP_SCHEDULE_DELAY",
+    ] {
+        assert!(stderr.contains(expected), "{expected} not in:\n{stderr}");
+    }
+}
