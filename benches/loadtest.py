@@ -30,6 +30,7 @@ UPSTREAM_PORT, NGINX_PORT, GW_PORT, GW_ADMIN, BARE_PORT = 18081, 18080, 18090, 1
 REDIS_PORT, OP_PORT, AUTH_PORT, AUTH_ADMIN = 18093, 18094, 18095, 18096
 # The same gateway with the session cache off, and with every call missing it (cold).
 NOCACHE_PORT, NOCACHE_ADMIN, COLD_PORT, COLD_ADMIN = 18097, 18098, 18099, 18100
+TRACED_PORT, TRACED_ADMIN, DOWN_PORT = 18101, 18102, 18103  # nothing listens on DOWN_PORT
 SESSION_KEY = "q0S8pJlY0E9o1cJc3m2m4G7mQ3cGmZq1v7bS0lJcR2U="
 LOAD_CORE, SUT_CORE = "0", "1"
 BODY = json.dumps({
@@ -101,6 +102,7 @@ destinations = ["http://127.0.0.1:{up}"]
 path = "/"
 cluster = "api"
 token = "user"
+{extra}
 """
 
 
@@ -239,18 +241,22 @@ def main():
         # Three gateways share the session: the cache as shipped, no cache, and a cache whose
         # copies are too old at every call (each call misses, reads Redis, opens and refills).
         auths = []
-        for port, admin, cache in ((AUTH_PORT, AUTH_ADMIN, ""),
-                                   (NOCACHE_PORT, NOCACHE_ADMIN, "cache_size = 0"),
-                                   (COLD_PORT, COLD_ADMIN, 'cache_max_age = "1ms"')):
+        # A fourth traces every request at the default sampling (parentbased_always_on) to a
+        # collector that is down: what tracing costs when nothing can take the spans.
+        traced = f'[telemetry]\nendpoint = "http://127.0.0.1:{DOWN_PORT}"'
+        for port, admin, cache, extra in ((AUTH_PORT, AUTH_ADMIN, "", ""),
+                                          (NOCACHE_PORT, NOCACHE_ADMIN, "cache_size = 0", ""),
+                                          (COLD_PORT, COLD_ADMIN, 'cache_max_age = "1ms"', ""),
+                                          (TRACED_PORT, TRACED_ADMIN, "", traced)):
             open(f"{d}/auth-{port}.toml", "w").write(PORTCULLIS_AUTH.format(
                 dir=d, port=port, admin=admin, up=UPSTREAM_PORT, op=OP_PORT, redis=REDIS_PORT,
-                key=SESSION_KEY, cache=cache, access_log=str(args.access_log).lower()))
+                key=SESSION_KEY, cache=cache, access_log=str(args.access_log).lower(), extra=extra))
             auths.append(start([args.binary, "run", "--config", f"{d}/auth-{port}.toml"], SUT_CORE))
-        auth, nocache, cold = auths
+        auth, nocache, cold, tracing_on = auths
         procs = [up, px, bare, gw, redis, op, *auths]
         for port in (UPSTREAM_PORT, NGINX_PORT, BARE_PORT, GW_PORT):
             wait_http(f"http://127.0.0.1:{port}/")
-        for admin in (AUTH_ADMIN, NOCACHE_ADMIN, COLD_ADMIN):
+        for admin in (AUTH_ADMIN, NOCACHE_ADMIN, COLD_ADMIN, TRACED_ADMIN):
             wait_http(f"http://127.0.0.1:{admin}/readyz", deadline=30)
         cookie = login(f"http://127.0.0.1:{AUTH_PORT}")
         session = (f"Cookie: {cookie}", "X-CSRF: 1")
@@ -276,6 +282,8 @@ def main():
             {"name": "+ session, cold cache", "url": f"http://127.0.0.1:{COLD_PORT}/item", "pid": cold.pid,
              "headers": session},
             {"name": "+ session, no cache", "url": f"http://127.0.0.1:{NOCACHE_PORT}/item", "pid": nocache.pid,
+             "headers": session},
+            {"name": "+ session, traced", "url": f"http://127.0.0.1:{TRACED_PORT}/item", "pid": tracing_on.pid,
              "headers": session},
         ]
         results = {(t["name"], c): [] for t in targets for c in conns}

@@ -284,6 +284,10 @@ impl Metrics {
                 &["reason"],
             )?,
         };
+        // Both reasons exist from the start, so an alert on their rate has a series to read.
+        for reason in ["queue_full", "export_failed"] {
+            traces.dropped.with_label_values(&[reason]);
+        }
         registry.register(Box::new(traces.exported.clone()))?;
         registry.register(Box::new(traces.dropped.clone()))?;
         // CPU, resident memory, open file descriptors and their limit, threads, start time.

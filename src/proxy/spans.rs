@@ -56,6 +56,8 @@ pub fn start(
         .get(http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
     {
+        // Visible ASCII (`to_str`), so a byte cut is a character cut; bounded like the audit's.
+        let ua = &ua[..ua.len().min(200)];
         attributes.push(KeyValue::new("user_agent.original", ua.to_string()));
     }
     let mut builder = SpanBuilder::from_name(req.method.as_str().to_string())

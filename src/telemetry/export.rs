@@ -17,23 +17,28 @@ use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter as _, SpanProcessor}
 use opentelemetry_sdk::Resource;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use prometheus::IntCounterVec;
+use prometheus::{IntCounter, IntCounterVec};
 use tokio::sync::mpsc;
 
 use crate::config::{OtlpProtocol, TelemetryConfig};
 use crate::metrics::TraceMetrics;
 
+/// The longest wait between two export attempts to a collector that keeps failing.
+const MAX_PAUSE: Duration = Duration::from_secs(30);
+
 /// Hands sampled spans to the queue as they end.
 #[derive(Debug)]
 pub(super) struct QueueProcessor {
     queue: mpsc::Sender<SpanData>,
-    dropped: IntCounterVec,
+    /// `dropped{reason="queue_full"}`, resolved once: it is counted per span.
+    queue_full: IntCounter,
 }
 
 impl QueueProcessor {
     pub(super) fn new(capacity: usize, dropped: IntCounterVec) -> (Self, mpsc::Receiver<SpanData>) {
         let (queue, rx) = mpsc::channel(capacity.max(1));
-        (QueueProcessor { queue, dropped }, rx)
+        let queue_full = dropped.with_label_values(&["queue_full"]);
+        (QueueProcessor { queue, queue_full }, rx)
     }
 }
 
@@ -45,7 +50,7 @@ impl SpanProcessor for QueueProcessor {
             return;
         }
         if self.queue.try_send(span).is_err() {
-            self.dropped.with_label_values(&["queue_full"]).inc();
+            self.queue_full.inc();
         }
     }
 
@@ -108,6 +113,7 @@ impl BackgroundService for TraceExport {
         };
         let size = self.config.batch_size;
         let mut batch = Vec::with_capacity(size);
+        let mut pause = Duration::ZERO;
         let mut tick = tokio::time::interval(self.config.export_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -128,11 +134,34 @@ impl BackgroundService for TraceExport {
                 }
                 _ = shutdown.changed() => break,
             }
-            shipper
+            let sent = shipper
                 .ship(std::mem::replace(&mut batch, Vec::with_capacity(size)))
                 .await;
+            // A collector that is down gets one batch per pause, doubling up to a limit: the
+            // queue fills meanwhile and new spans are dropped where they end, which costs
+            // nothing, instead of being encoded again and again for nobody.
+            pause = if sent {
+                Duration::ZERO
+            } else {
+                (pause * 2).clamp(self.config.export_interval, MAX_PAUSE)
+            };
+            if !pause.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = shutdown.changed() => break,
+                }
+            }
         }
-        // Shutting down: what is queued now goes out, within one timeout per batch.
+        // Shutting down: what is queued now goes out, within one timeout per batch; not to a
+        // collector that just failed, which would only hold the exit up.
+        if !pause.is_zero() {
+            let lost = (batch.len() + queue.len()) as u64;
+            self.metrics
+                .dropped
+                .with_label_values(&["export_failed"])
+                .inc_by(lost);
+            return;
+        }
         while let Ok(span) = queue.try_recv() {
             batch.push(span);
             if batch.len() == size {
@@ -155,7 +184,8 @@ struct Shipper<'a> {
 
 impl Shipper<'_> {
     /// Exports one batch; a failure loses it (counted) and is logged at most once a minute.
-    async fn ship(&mut self, batch: Vec<SpanData>) {
+    /// Returns whether the collector took it.
+    async fn ship(&mut self, batch: Vec<SpanData>) -> bool {
         let n = batch.len() as u64;
         let outcome = tokio::time::timeout(self.timeout, self.exporter.export(batch)).await;
         let problem = match outcome {
@@ -165,7 +195,7 @@ impl Shipper<'_> {
                     tracing::info!("trace export works again");
                     self.last_warning = None;
                 }
-                return;
+                return true;
             }
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no answer within {:?}", self.timeout),
@@ -182,6 +212,7 @@ impl Shipper<'_> {
             self.last_warning = Some(Instant::now());
             tracing::warn!(error = %problem, spans = n, "cannot export traces; dropping them");
         }
+        false
     }
 }
 
