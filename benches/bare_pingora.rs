@@ -38,6 +38,10 @@ impl ProxyHttp for Bare {
     }
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a usage error before any server exists"
+)]
 fn main() {
     let mut args = std::env::args().skip(1);
     let (Some(listen), Some(upstream)) = (args.next(), args.next()) else {

@@ -244,6 +244,10 @@ fn resolve_now<'a>(clusters: impl Iterator<Item = &'a Arc<Cluster>>) -> Result<(
         .enable_all()
         .build()
         .map_err(AppError::Runtime)?;
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "start-up, before Pingora's runtimes exist"
+    )]
     rt.block_on(async {
         for cluster in clusters {
             cluster.discover_now().await;

@@ -7,6 +7,9 @@
 //! `PORTCULLIS__*` overrides (`config`); `/healthz`, `/readyz` and `/metrics` live on a separate
 //! admin listener (`admin`).
 
+// `#[tokio::test]` expands to `Runtime::block_on`, which clippy.toml refuses elsewhere.
+#![cfg_attr(test, allow(clippy::disallowed_methods))]
+
 pub mod admin;
 pub mod app;
 pub mod audit;

@@ -22,7 +22,7 @@ use jsonwebtoken::Header;
 use rand::RngCore;
 use serde_json::{json, Map};
 
-pub use crate::config::keys::{signing_key as parse_key, SigningKey};
+pub use crate::config::keys::SigningKey;
 
 use crate::session::{Current, StoreKey};
 
@@ -42,6 +42,23 @@ pub struct Signer {
 }
 
 impl Signer {
+    /// The signer of `[identity_assertion]`, when it has keys (parsed by the config).
+    pub fn from_config(config: &crate::config::Config) -> Option<Signer> {
+        let c = &config.identity_assertion;
+        let issuer = config
+            .server
+            .public_origin
+            .as_ref()
+            .map_or_else(String::new, |o| o.as_str().to_string());
+        Signer::new(
+            c.keys.clone(),
+            issuer,
+            c.lifetime,
+            c.claims.clone(),
+            config.session.cache_size,
+        )
+    }
+
     /// `keys` in order: the first signs, all are published.
     pub fn new(
         keys: Vec<SigningKey>,

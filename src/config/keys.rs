@@ -1,5 +1,6 @@
-//! Keys and certificates given in the configuration, read once: `check` refuses what the
-//! OIDC client and the assertion signer could not use, and they build from the same readers.
+//! Keys and certificates given in the configuration, parsed once while the configuration is
+//! read: `check` refuses what cannot be used, and the OIDC client and the assertion signer get
+//! the parsed keys, so starting cannot fail on them. Each prints as `***` (Debug, `check`).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -9,7 +10,45 @@ use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::pkcs8::DecodePrivateKey;
 use rsa::traits::PublicKeyParts;
 use rsa::RsaPrivateKey;
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{json, Value};
+
+/// The RSA key of `private_key_jwt`, ready to sign RS256 client assertions.
+#[derive(Clone)]
+pub struct ClientKey(pub EncodingKey);
+
+impl std::fmt::Debug for ClientKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl Serialize for ClientKey {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("***")
+    }
+}
+
+/// Reads the `private_key_jwt` key: RSA, 2048 bits or more, PEM.
+pub fn client_key(pem: &str) -> Result<ClientKey, String> {
+    rsa_private_key(pem)?;
+    EncodingKey::from_rsa_pem(pem.as_bytes())
+        .map(ClientKey)
+        .map_err(|e| format!("cannot be used for RS256: {e}"))
+}
+
+/// A certificate's thumbprints as JOSE headers name them: `x5t` (SHA-1) and `x5t#S256`.
+#[derive(Clone, Debug)]
+pub struct Thumbprints {
+    pub x5t: String,
+    pub x5t_s256: String,
+}
+
+impl Serialize for Thumbprints {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("***")
+    }
+}
 
 /// Reads an RSA private key in PEM, PKCS#8 (`BEGIN PRIVATE KEY`, what `openssl genpkey` writes)
 /// or PKCS#1 (`BEGIN RSA PRIVATE KEY`).
@@ -23,26 +62,46 @@ pub fn rsa_private_key(pem: &str) -> Result<RsaPrivateKey, String> {
     Ok(key)
 }
 
-/// The certificate's thumbprints as JOSE headers name them: (`x5t`, SHA-1; `x5t#S256`,
-/// SHA-256), each base64url of the digest of the DER certificate.
-pub fn certificate_thumbprints(certificate_pem: &str) -> Result<(String, String), String> {
+/// The certificate's thumbprints, each base64url of the digest of the DER certificate.
+pub fn certificate_thumbprints(certificate_pem: &str) -> Result<Thumbprints, String> {
     let cert = pem::parse(certificate_pem)
         .ok()
         .filter(|p| p.tag() == "CERTIFICATE")
         .ok_or("is not a certificate in PEM (-----BEGIN CERTIFICATE-----)")?;
     let digest = |alg| URL_SAFE_NO_PAD.encode(ring::digest::digest(alg, cert.contents()));
-    Ok((
-        digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY),
-        digest(&ring::digest::SHA256),
-    ))
+    Ok(Thumbprints {
+        x5t: digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY),
+        x5t_s256: digest(&ring::digest::SHA256),
+    })
 }
 
-/// One signing key and its public half as a JWK.
+/// One identity assertion signing key and its public half as a JWK.
+#[derive(Clone)]
 pub struct SigningKey {
     pub id: String,
     pub alg: Algorithm,
     pub key: EncodingKey,
     pub jwk: Value,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SigningKey {{ id: {:?}, alg: {:?}, key: *** }}",
+            self.id, self.alg
+        )
+    }
+}
+
+/// As `check` prints a key: its id, the key masked.
+impl Serialize for SigningKey {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("private_key", "***")?;
+        map.end()
+    }
 }
 
 /// Reads a PEM private key: RSA (PKCS#8 or PKCS#1, 2048 bits or more) signs RS256, an EC P-256

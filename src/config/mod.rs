@@ -33,6 +33,7 @@ pub use self::source::{Environment, ProcessEnv};
 
 /// Loads `path`, overlays the environment and validates everything.
 pub fn load(path: &Path, env: &dyn Environment) -> Result<Config, ConfigError> {
+    #[allow(clippy::disallowed_methods, reason = "config is read before serving")]
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
@@ -214,6 +215,7 @@ mod tests {
         }
     }
 
+    #[allow(clippy::disallowed_methods, reason = "a test reading the repository")]
     fn repo_file(path: &str) -> String {
         std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
             .unwrap_or_else(|e| panic!("{path}: {e}"))

@@ -3,6 +3,10 @@
 //! Every getter records the key as known, so whatever is left in a table when its [`Section`]
 //! drops is an unknown key. Problems are collected, never returned early: `portcullis check`
 //! shows all of them at once, each as `key: problem (fix)`.
+//!
+//! Longer than most modules (~620 lines): one typed getter per kind of value (string, number,
+//! duration, list, table, secret, ...), each with its environment coercion and its messages;
+//! they are read together when a message style changes.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -412,6 +416,7 @@ impl<'r, 't> Section<'r, 't> {
 
     /// The inline value of `key`, or `from_file` applied to the content of the file named by
     /// `file_key`; both set, or an unreadable file, is a problem.
+    #[allow(clippy::disallowed_methods, reason = "config is read before serving")]
     fn inline_or_file<T>(
         &self,
         key: &'static str,

@@ -13,9 +13,7 @@ use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rand::RngCore;
 
-pub use crate::config::keys::{
-    certificate_thumbprints as thumbprints, rsa_private_key as parse_key,
-};
+use crate::config::keys::{ClientKey, Thumbprints};
 
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -29,27 +27,24 @@ pub struct ClientAssertion {
 }
 
 impl ClientAssertion {
+    /// From the parsed `oidc.private_key` (and `certificate`): cannot fail.
     pub fn new(
-        pem: &str,
+        key: &ClientKey,
         key_id: Option<String>,
-        certificate: Option<&str>,
+        certificate: Option<&Thumbprints>,
         client_id: String,
-    ) -> Result<Self, String> {
-        parse_key(pem)?;
-        let key = EncodingKey::from_rsa_pem(pem.as_bytes())
-            .map_err(|e| format!("cannot be used for RS256: {e}"))?;
+    ) -> Self {
         let mut header = Header::new(Algorithm::RS256);
         header.kid = key_id;
         if let Some(cert) = certificate {
-            let (x5t, x5t_s256) = thumbprints(cert)?;
-            header.x5t = Some(x5t);
-            header.x5t_s256 = Some(x5t_s256);
+            header.x5t = Some(cert.x5t.clone());
+            header.x5t_s256 = Some(cert.x5t_s256.clone());
         }
-        Ok(ClientAssertion {
-            key,
+        ClientAssertion {
+            key: key.0.clone(),
             header,
             client_id,
-        })
+        }
     }
 
     /// A fresh assertion for `audience` (the token endpoint URL).
@@ -75,6 +70,7 @@ impl ClientAssertion {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::keys::{certificate_thumbprints, client_key};
     use rsa::pkcs8::EncodePrivateKey;
     use rsa::RsaPrivateKey;
     use rsa::{Pkcs1v15Sign, RsaPublicKey};
@@ -84,8 +80,12 @@ mod tests {
     fn assertions_verify_with_the_public_key_and_name_the_client() {
         let key = RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).unwrap();
         let pem = key.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).unwrap();
-        let signer =
-            ClientAssertion::new(&pem, Some("k1".into()), None, "portcullis".into()).unwrap();
+        let signer = ClientAssertion::new(
+            &client_key(&pem).unwrap(),
+            Some("k1".into()),
+            None,
+            "portcullis".into(),
+        );
         let jwt = signer.sign("https://idp.example/token").unwrap();
         let parts: Vec<&str> = jwt.split('.').collect();
         assert_eq!(parts.len(), 3);
@@ -124,7 +124,8 @@ DzENMAsGA1UEAwwEVGVzdDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABJ0VtH1T
     #[test]
     fn a_certificate_is_named_by_its_thumbprints() {
         let der = pem::parse(CERT).unwrap().contents().to_vec();
-        let (x5t, x5t_s256) = thumbprints(CERT).unwrap();
+        let thumbprints = certificate_thumbprints(CERT).unwrap();
+        let (x5t, x5t_s256) = (thumbprints.x5t.clone(), thumbprints.x5t_s256.clone());
         assert_eq!(
             URL_SAFE_NO_PAD.decode(&x5t_s256).unwrap(),
             Sha256::digest(&der).to_vec()
@@ -132,7 +133,12 @@ DzENMAsGA1UEAwwEVGVzdDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABJ0VtH1T
         assert_eq!(URL_SAFE_NO_PAD.decode(&x5t).unwrap().len(), 20);
         let key = RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).unwrap();
         let pem = key.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).unwrap();
-        let signer = ClientAssertion::new(&pem, None, Some(CERT), "c".into()).unwrap();
+        let signer = ClientAssertion::new(
+            &client_key(&pem).unwrap(),
+            None,
+            Some(&thumbprints),
+            "c".into(),
+        );
         let jwt = signer.sign("https://idp.example/token").unwrap();
         let header: serde_json::Value = serde_json::from_slice(
             &URL_SAFE_NO_PAD
@@ -142,14 +148,17 @@ DzENMAsGA1UEAwwEVGVzdDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABJ0VtH1T
         .unwrap();
         assert_eq!(header["x5t#S256"], x5t_s256);
         assert_eq!(header["x5t"], x5t);
-        assert!(thumbprints(&pem).is_err(), "a key is not a certificate");
+        assert!(
+            certificate_thumbprints(&pem).is_err(),
+            "a key is not a certificate"
+        );
     }
 
     #[test]
     fn non_rsa_or_garbage_keys_are_refused() {
-        assert!(parse_key("not a key").is_err());
+        assert!(client_key("not a key").is_err());
         assert!(
-            parse_key("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err()
+            client_key("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err()
         );
     }
 }

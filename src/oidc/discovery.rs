@@ -82,15 +82,12 @@ impl IdentityProvider {
             .as_ref()
             .ok_or("server.public_origin: missing (needed by [oidc])")?;
         let assertion = match (oidc.client_auth, &oidc.private_key) {
-            (ClientAuth::PrivateKeyJwt, Some(key)) => Some(Arc::new(
-                ClientAssertion::new(
-                    key.expose(),
-                    oidc.private_key_id.clone(),
-                    oidc.certificate.as_ref().map(|c| c.expose()),
-                    oidc.client_id.clone(),
-                )
-                .map_err(|e| format!("oidc.private_key: {e}"))?,
-            )),
+            (ClientAuth::PrivateKeyJwt, Some(key)) => Some(Arc::new(ClientAssertion::new(
+                key,
+                oidc.private_key_id.clone(),
+                oidc.certificate.as_ref(),
+                oidc.client_id.clone(),
+            ))),
             _ => None,
         };
         let settings = ClientSettings {

@@ -1,11 +1,12 @@
 //! The request pipeline: `impl ProxyHttp`, one short delegation per phase, in phase order.
 //!
 //! ```text
-//! early_request_filter   keepalive, body timeout, request id
+//! early_request_filter   keepalive, body timeout, request id; spans.rs: the request's
+//!                        server span (with [telemetry])
 //! request_filter         route.rs host check (421); the JWKS of identity assertions;
-//!                        BFF endpoints (/bff/login, /signin-oidc, /bff/user, /bff/logout,
-//!                        /signout-callback-oidc, /bff/backchannel) answer here;
-//!                        otherwise route.rs (reject ambiguous paths, 404 when nothing matches),
+//!                        endpoints.rs: BFF endpoints (/bff/login, /signin-oidc, /bff/user,
+//!                        /bff/logout, /signout-callback-oidc, /bff/backchannel) answer here;
+//!                        otherwise phases.rs: route.rs (reject ambiguous paths, 404 when nothing matches),
 //!                        antiforgery.rs on protected routes (401/403), session.rs (cache, then
 //!                        store; 503 when it cannot answer), authorize.rs (require rules 403,
 //!                        step-up 401), then the route's token (token/: refresh when near
@@ -18,7 +19,7 @@
 //! response_filter        upstream_response.rs: hop-by-hop headers, upstream Set-Cookie for our
 //!                        cookies, security headers, X-Request-Id; on 101 the long idle timeout
 //! fail_to_proxy          fail_to_proxy.rs: classify, then local_answer.rs writes it
-//! logging                access log and metrics
+//! logging                access log and metrics; spans.rs ends the request's spans
 //! ```
 
 mod access_log;
@@ -26,11 +27,13 @@ mod antiforgery;
 mod authorize;
 mod body;
 mod context;
+mod endpoints;
 mod fail_to_proxy;
 mod forwarded;
 mod limits;
 mod local_answer;
 mod names;
+mod phases;
 mod route;
 mod session;
 mod spans;
@@ -42,7 +45,7 @@ mod upstream_response;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use opentelemetry::trace::{FutureExt, SpanBuilder};
+use opentelemetry::trace::FutureExt;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::modules::http::HttpModules;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session as HttpSession};
@@ -114,7 +117,7 @@ impl Gateway {
             security_headers: upstream_response::SecurityHeaders::new(&config.response_headers),
 
             claim_header_names: routes.claim_header_names(),
-            assertions: assertion_signer(config),
+            assertions: crate::authz::assertion::Signer::from_config(config),
             served_hosts: route::ServedHosts::new(config.server.public_origin.as_ref(), &routes),
             routes,
             anti_forgery: config.anti_forgery.clone(),
@@ -133,197 +136,6 @@ impl Gateway {
             unrouted: metrics.route("-", "-"),
             metrics,
         }
-    }
-
-    /// The synchronous decisions of `request_filter`: route, then anti-forgery (before any
-    /// session lookup, so a forged call costs no store round trip). `authorize` follows.
-    fn admit(&self, session: &HttpSession, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
-        let route = route::select(session, &self.routes)?;
-        let protected = route.anti_forgery;
-        let max_body = route.max_body;
-        ctx.route = Some(route);
-        if protected {
-            self.check_anti_forgery(session)?;
-        }
-        // A declared length is refused before anything is read; a chunked body is counted as
-        // it streams (`request_body_filter`).
-        if let (Some(limit), Some(declared)) = (max_body, body::declared_length(session)) {
-            if declared > limit {
-                return Err(GatewayError::PayloadTooLarge { limit });
-            }
-        }
-        Ok(())
-    }
-
-    /// The request phases before the upstream, in order; the first failure is the answer.
-    async fn phases(
-        &self,
-        session: &HttpSession,
-        ctx: &mut RequestCtx,
-    ) -> Result<(), GatewayError> {
-        self.admit(session, ctx)?;
-        let Some(route) = ctx.route.clone() else {
-            return Ok(());
-        };
-        if route.token.wants_user() {
-            ctx.session = traces::in_span(
-                || SpanBuilder::from_name("session lookup"),
-                self::session::lookup(
-                    &self.sessions,
-                    &self.limits,
-                    &route,
-                    &session.req_header().headers,
-                    || forwarded::client_ip(session, &self.trusted_proxies),
-                ),
-            )
-            .await?;
-        }
-        let target = session
-            .req_header()
-            .uri
-            .path_and_query()
-            .map_or("/", |pq| pq.as_str());
-        if let Err(e) = authorize::check(&route, ctx.session.as_ref(), target) {
-            if let (GatewayError::InsufficientClaims { rule }, Some(current)) = (&e, &ctx.session) {
-                self.audit_session(session, ctx, current, "authorization", "refused", rule);
-            }
-            return Err(e);
-        }
-        // Token injection, first half: decide the `Authorization` (refreshing here, where a
-        // failure can still be answered with 401/503); `upstream_request_filter` sets it.
-        match self
-            .tokens
-            .authorization(&route, ctx.session.as_ref())
-            .await
-        {
-            Ok(authorization) => ctx.authorization = authorization,
-            // A session that was there a moment ago ended in its refresh: the IdP refused it.
-            Err(GatewayError::Unauthenticated) if ctx.session.is_some() => {
-                if let Some(current) = &ctx.session {
-                    self.audit_session(
-                        session,
-                        ctx,
-                        current,
-                        "session_ended",
-                        "refresh_refused",
-                        "refresh",
-                    );
-                }
-                return Err(GatewayError::Unauthenticated);
-            }
-            Err(e) => return Err(e),
-        }
-        Ok(())
-    }
-
-    /// Where this request came from, for the audit trail.
-    fn who<'s>(&self, session: &'s HttpSession, ctx: &'s RequestCtx) -> crate::audit::Who<'s> {
-        crate::audit::Who {
-            client: forwarded::client_ip(session, &self.trusted_proxies),
-            user_agent: session
-                .req_header()
-                .headers
-                .get(http::header::USER_AGENT)
-                .and_then(|v| v.to_str().ok()),
-            route: ctx.route_name(),
-            request_id: &ctx.request_id,
-            trace_id: ctx.trace_id(),
-        }
-    }
-
-    fn audit_session(
-        &self,
-        session: &HttpSession,
-        ctx: &RequestCtx,
-        current: &crate::session::Current,
-        event: &'static str,
-        outcome: &'static str,
-        reason: &str,
-    ) {
-        crate::audit::record(
-            crate::audit::Event::new(event, outcome)
-                .subject(&current.record.sub)
-                .sid(current.record.sid.as_deref())
-                .session(&current.key.fingerprint("admin"))
-                .reason(reason),
-            &self.who(session, ctx),
-        );
-    }
-
-    fn check_host(&self, session: &HttpSession) -> Result<(), GatewayError> {
-        let Some(served) = &self.served_hosts else {
-            return Ok(());
-        };
-        forwarded::addressed_hosts(session, &self.trusted_proxies)
-            .try_for_each(|host| served.check(host))
-    }
-
-    fn check_anti_forgery(&self, session: &HttpSession) -> Result<(), GatewayError> {
-        antiforgery::check(
-            &session.req_header().method,
-            &session.req_header().headers,
-            &self.anti_forgery,
-            self.public_origin.as_ref(),
-            || antiforgery::own_origin(self.scheme, route::request_host_with_port(session)),
-        )
-    }
-
-    /// Answers a BFF endpoint; script-called ones pass the same anti-forgery checks as APIs.
-    async fn serve_endpoint(
-        &self,
-        endpoint: Endpoint,
-        session: &mut HttpSession,
-        ctx: &mut RequestCtx,
-    ) -> Result<()> {
-        ctx.endpoint = Some(endpoint);
-        let limited = match endpoint {
-            Endpoint::Login => Some(limits::Limited::Login),
-            Endpoint::Callback => Some(limits::Limited::Callback),
-            Endpoint::Backchannel => Some(limits::Limited::Backchannel),
-            _ => None,
-        };
-        if let (Some(what), Some(ip)) = (
-            limited,
-            forwarded::client_ip(session, &self.trusted_proxies),
-        ) {
-            if let Err(e) = self.limits.admit(what, ip) {
-                ctx.error = Some(e.clone());
-                return local_answer::error(session, ctx, &self.security_headers, &e).await;
-            }
-        }
-        let body = if endpoint == Endpoint::Backchannel {
-            match body::read(session, crate::bff::backchannel::MAX_BODY).await {
-                Ok(body) => body,
-                Err(e) => {
-                    ctx.error = Some(e.clone());
-                    return local_answer::error(session, ctx, &self.security_headers, &e).await;
-                }
-            }
-        } else {
-            bytes::Bytes::new()
-        };
-        let reply = match endpoint
-            .needs_anti_forgery()
-            .then(|| self.check_anti_forgery(session))
-        {
-            Some(Err(e)) => e.into(),
-            _ => {
-                let who = self.who(session, ctx);
-                traces::in_span_judged(
-                    || SpanBuilder::from_name(endpoint.name()),
-                    self.bff.handle(endpoint, session.req_header(), &body, &who),
-                    |reply| match reply {
-                        crate::bff::Reply::Error { error, .. } => Some(error.slug().to_string()),
-                        _ => None,
-                    },
-                )
-                .await
-            }
-        };
-        if let crate::bff::Reply::Error { error, .. } = &reply {
-            ctx.error = Some(error.clone());
-        }
-        local_answer::reply(session, ctx, &self.security_headers, reply).await
     }
 }
 
@@ -548,33 +360,4 @@ impl ProxyHttp for Gateway {
             ctx.request_id
         )
     }
-}
-
-/// The identity assertion signer of `[identity_assertion]`, when keys are configured (their
-/// PEM was checked by the config validation; a key that fails here is logged and skipped).
-fn assertion_signer(config: &Config) -> Option<crate::authz::assertion::Signer> {
-    let c = &config.identity_assertion;
-    let keys = c
-        .keys
-        .iter()
-        .filter_map(|k| {
-            crate::authz::assertion::parse_key(&k.id, k.private_key.expose())
-                .map_err(
-                    |e| tracing::error!(key = %k.id, error = %e, "identity assertion key unusable"),
-                )
-                .ok()
-        })
-        .collect();
-    let issuer = config
-        .server
-        .public_origin
-        .as_ref()
-        .map_or_else(String::new, |o| o.as_str().to_string());
-    crate::authz::assertion::Signer::new(
-        keys,
-        issuer,
-        c.lifetime,
-        c.claims.clone(),
-        config.session.cache_size,
-    )
 }

@@ -16,6 +16,8 @@
 //! A fill races with invalidations: the invalidation of a key read a moment ago may be handled
 //! before the read's answer is cached. So a fill takes a [`Ticket`] before it reads, and its
 //! copy is dropped again if an invalidation of that key, or a flush, came in between.
+//!
+//! ~410 lines with its tests; the fill/invalidation race above is easier to check in one file.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};

@@ -9,6 +9,10 @@
 //! a quarter of the idle window has passed since it was last pushed (ASP.NET's sliding
 //! expiration does the same at half). A session therefore ends between ¾ of `idle_timeout`
 //! and `idle_timeout` after its last use, never later, and `absolute_timeout` after login.
+//!
+//! Longer than most modules (~550 lines) because it is the one façade the rest of the program
+//! uses for sessions: each operation is a few lines of cache-then-store, and splitting them
+//! would scatter the invariants (versions, sliding, cache tickets) that tie them together.
 
 use std::collections::BTreeMap;
 use std::ops::Deref;

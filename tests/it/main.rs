@@ -2,6 +2,8 @@
 //!
 //! One binary, one file per feature; `harness/` starts every process and stops it by its PID.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// The harness writes config files and polls processes; it is not a request path.
+#![allow(clippy::disallowed_methods)]
 
 mod harness;
 

@@ -4,15 +4,16 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::config::keys::SigningKey;
 use crate::config::reader::Section;
-use crate::config::{ser_duration, Secret};
+use crate::config::ser_duration;
 
 /// Keys and contents of signed identity assertions (`routes[].identity_assertion`).
 #[derive(Debug, Clone, Serialize)]
 pub struct IdentityAssertionConfig {
     /// Signing keys: the first signs, all are published at the JWKS endpoint.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub keys: Vec<AssertionKey>,
+    pub keys: Vec<SigningKey>,
     /// How long an assertion is valid (`exp - iat`).
     #[serde(serialize_with = "ser_duration")]
     pub lifetime: Duration,
@@ -21,16 +22,8 @@ pub struct IdentityAssertionConfig {
     pub claims: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct AssertionKey {
-    /// The `kid` upstreams look the key up by.
-    pub id: String,
-    /// PEM private key: RSA (RS256) or EC P-256 (ES256), PKCS#8.
-    pub private_key: Secret,
-}
-
 pub(in crate::config) fn identity_assertion(s: &Section<'_, '_>) -> IdentityAssertionConfig {
-    let mut keys: Vec<AssertionKey> = Vec::new();
+    let mut keys: Vec<SigningKey> = Vec::new();
     for k in s.table_list("keys") {
         let id = k.string("id").filter(|i| !i.is_empty());
         if id.is_none() {
@@ -51,14 +44,17 @@ pub(in crate::config) fn identity_assertion(s: &Section<'_, '_>) -> IdentityAsse
         let (Some(id), Some(key)) = (id, key) else {
             continue;
         };
-        if let Err(e) = crate::config::keys::signing_key(&id, key.expose()) {
-            k.issue(
+        let parsed = match crate::config::keys::signing_key(&id, key.expose()) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                k.issue(
                 "private_key",
                 e,
                 "give an EC P-256 key (ES256) or an RSA key of 2048 bits or more (RS256), in PEM",
             );
-            continue;
-        }
+                continue;
+            }
+        };
         if keys.iter().any(|o| o.id == id) {
             k.issue(
                 "id",
@@ -67,10 +63,7 @@ pub(in crate::config) fn identity_assertion(s: &Section<'_, '_>) -> IdentityAsse
             );
             continue;
         }
-        keys.push(AssertionKey {
-            id,
-            private_key: key,
-        });
+        keys.push(parsed);
     }
     let lifetime = s.duration("lifetime").unwrap_or(Duration::from_secs(60));
     if lifetime < Duration::from_secs(10) || lifetime > Duration::from_secs(600) {

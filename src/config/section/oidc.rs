@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::config::keys::{ClientKey, Thumbprints};
 use crate::config::reader::Section;
 use crate::config::{ser_duration, ser_pairs, Secret};
 
@@ -18,16 +19,16 @@ pub struct OidcConfig {
     /// Required for the `client_secret_*` methods.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<Secret>,
-    /// PEM private key for `private_key_jwt`.
+    /// The private key of `private_key_jwt` (PEM in the file), parsed.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub private_key: Option<Secret>,
+    pub private_key: Option<ClientKey>,
     /// `kid` of the registered public key, sent in the assertion's header.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub private_key_id: Option<String>,
     /// PEM certificate of `private_key`, as registered at the IdP: the assertion's header names
     /// it by thumbprint (`x5t`, `x5t#S256`), which is how Microsoft Entra ID finds it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub certificate: Option<Secret>,
+    pub certificate: Option<Thumbprints>,
     /// Scopes asked for at login (`openid` is always asked for).
     pub scopes: Vec<String>,
     /// `acr_values` a login may ask for besides those some route requires (step-up).
@@ -125,16 +126,21 @@ pub(in crate::config) fn oidc(o: &Section<'_, '_>) -> Option<OidcConfig> {
         )
         .unwrap_or(ClientAuth::ClientSecretBasic);
     let client_secret = o.secret("client_secret", "client_secret_file");
-    let private_key = o.secret("private_key", "private_key_file");
+    let private_key_pem = o.secret("private_key", "private_key_file");
+    let mut private_key = None;
     let private_key_id = o.string("private_key_id");
-    let certificate = o.secret("certificate", "certificate_file");
-    if let Some(cert) = &certificate {
-        if let Err(e) = crate::config::keys::certificate_thumbprints(cert.expose()) {
-            o.issue(
+    let certificate_pem = o.secret("certificate", "certificate_file");
+    let mut certificate = None;
+    if let Some(cert) = &certificate_pem {
+        match crate::config::keys::certificate_thumbprints(cert.expose()) {
+            Ok(thumbprints) => certificate = Some(thumbprints),
+            Err(e) => {
+                o.issue(
                 "certificate",
                 e,
                 "give the certificate registered at the IdP, in PEM (the .pem/.crt you uploaded)",
             );
+            }
         }
     }
     let scopes = o.strings("scopes").unwrap_or_else(|| {
@@ -254,13 +260,14 @@ pub(in crate::config) fn oidc(o: &Section<'_, '_>) -> Option<OidcConfig> {
                     "set private_key_file to the PEM private key registered (as a public JWK) at the IdP",
                 );
             }
-            if let Some(key) = &private_key {
-                if let Err(e) = crate::config::keys::rsa_private_key(key.expose()) {
-                    o.issue(
+            if let Some(key) = &private_key_pem {
+                match crate::config::keys::client_key(key.expose()) {
+                    Ok(parsed) => private_key = Some(parsed),
+                    Err(e) => o.issue(
                         "private_key",
                         e,
                         "give an RSA private key (2048 bits or more) in PEM, e.g. from: openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048",
-                    );
+                    ),
                 }
             }
             if secret_given {
@@ -286,7 +293,7 @@ pub(in crate::config) fn oidc(o: &Section<'_, '_>) -> Option<OidcConfig> {
                     "remove it, or set client_auth = \"private_key_jwt\"",
                 );
             }
-            if certificate.is_some() {
+            if certificate_pem.is_some() {
                 o.issue(
                     "certificate_file",
                     "is only used with client_auth = \"private_key_jwt\"",

@@ -132,6 +132,7 @@ pub(in crate::config) fn redis(
     let tls = r.bool("tls").unwrap_or(false);
     let ca_file = r.string("ca_file").map(PathBuf::from);
     if let Some(path) = &ca_file {
+        #[allow(clippy::disallowed_methods, reason = "config is read before serving")]
         match std::fs::read_to_string(path) {
             Ok(text) if text.contains("-----BEGIN CERTIFICATE-----") => {}
             Ok(_) => r.issue(

@@ -13,141 +13,31 @@
 //!
 //! Session reads for the per-replica cache go through a second, RESP3 client whose
 //! connections have `CLIENT TRACKING` on: each node remembers what that connection read and
-//! pushes an invalidation when anyone changes, deletes, expires or evicts it. [`Watcher`] turns
-//! those pushes and the connection events into cache invalidations and flushes.
+//! pushes an invalidation when anyone changes, deletes, expires or evicts it. `tracking.rs`
+//! turns those pushes and the connection events into cache invalidations and flushes;
+//! `options.rs` is where Redis is and how to connect.
+//!
+//! ~450 lines: the store's commands and their Lua scripts, one per `Store` operation.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fred::interfaces::{ClusterInterface, EventInterface, TrackingInterface};
+use fred::interfaces::ClusterInterface;
 use fred::prelude::{
-    Builder, Client, ClientLike, Config as FredConfig, Expiration, KeysInterface, LuaInterface,
-    Pool, ReconnectPolicy, ServerConfig, SetOptions, SetsInterface,
+    Client, ClientLike, Expiration, KeysInterface, LuaInterface, Pool, SetOptions, SetsInterface,
 };
-use fred::types::config::TlsConnector;
-use fred::types::RespVersion;
-use tokio::sync::broadcast::error::RecvError;
 
 use super::cache::SessionCache;
 use super::store::{Fetched, Origin, Replaced, Store, StoreError, StoredSession};
 use super::StoreKey;
 
-/// Where Redis is and how to talk to it.
-#[derive(Clone)]
-pub struct RedisOptions {
-    pub endpoint: Endpoint,
-    pub username: Option<String>,
-    pub password: Option<String>,
-    /// TLS to Redis (`rediss://` implies it).
-    pub tls: bool,
-    /// PEM CA certificates to trust instead of the system's (a private CA, self-signed Redis).
-    pub ca_file: Option<std::path::PathBuf>,
-    pub key_prefix: String,
-    pub command_timeout: Duration,
-    pub connect_timeout: Duration,
-    pub pool_size: usize,
-    /// How long the by-user and by-IdP-session indexes live after their last write; set it to
-    /// the absolute session lifetime.
-    pub index_ttl: Duration,
-}
+mod options;
+mod tracking;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Endpoint {
-    /// `redis://[user:pass@]host:port[/db]` or `rediss://...`.
-    Url(String),
-    /// One or more seed nodes of a Redis Cluster.
-    Cluster(Vec<(String, u16)>),
-    /// One standalone server.
-    Standalone(String, u16),
-}
-
-impl RedisOptions {
-    pub fn new(endpoint: Endpoint) -> Self {
-        RedisOptions {
-            endpoint,
-            username: None,
-            password: None,
-            tls: false,
-            ca_file: None,
-            key_prefix: "portcullis".into(),
-            command_timeout: Duration::from_millis(500),
-            connect_timeout: Duration::from_secs(2),
-            pool_size: 4,
-            index_ttl: Duration::from_secs(24 * 3600),
-        }
-    }
-
-    /// From a StackExchange.Redis connection string the configuration already read: one node
-    /// is a standalone server unless `cluster`, several make a cluster.
-    pub fn from_stackexchange(cs: &crate::config::StackExchange, cluster: bool) -> RedisOptions {
-        let endpoint = match cs.nodes.as_slice() {
-            [(host, port)] if !cluster => Endpoint::Standalone(host.clone(), *port),
-            nodes => Endpoint::Cluster(nodes.to_vec()),
-        };
-        RedisOptions {
-            username: cs.username.clone(),
-            password: cs.password.clone(),
-            tls: cs.ssl,
-            ..RedisOptions::new(endpoint)
-        }
-    }
-
-    fn fred_config(&self) -> Result<FredConfig, StoreError> {
-        let mut config = match &self.endpoint {
-            Endpoint::Url(url) => FredConfig::from_url(url)
-                .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?,
-            Endpoint::Cluster(nodes) => FredConfig {
-                server: ServerConfig::new_clustered(nodes.clone()),
-                ..FredConfig::default()
-            },
-            Endpoint::Standalone(host, port) => FredConfig {
-                server: ServerConfig::new_centralized(host.clone(), *port),
-                ..FredConfig::default()
-            },
-        };
-        if self.username.is_some() {
-            config.username = self.username.clone();
-        }
-        if self.password.is_some() {
-            config.password = self.password.clone();
-        }
-        let url_tls = matches!(&self.endpoint, Endpoint::Url(u) if u.starts_with("rediss"));
-        // `rediss://` URLs come with fred's default connector (system roots); a configured CA
-        // replaces it.
-        if (self.tls || url_tls) && (config.tls.is_none() || self.ca_file.is_some()) {
-            let connector = match &self.ca_file {
-                Some(path) => private_ca(path)?,
-                None => TlsConnector::default_rustls().map_err(|e| {
-                    StoreError::Unavailable(format!("cannot set up TLS to Redis: {e}"))
-                })?,
-            };
-            config.tls = Some(connector.into());
-        }
-        Ok(config)
-    }
-}
-
-/// A TLS connector that trusts exactly the CA certificates in `path`.
-fn private_ca(path: &std::path::Path) -> Result<TlsConnector, StoreError> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-    let problem =
-        |e: String| StoreError::Unavailable(format!("redis.ca_file {}: {e}", path.display()));
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(path).map_err(|e| problem(e.to_string()))? {
-        roots
-            .add(cert.map_err(|e| problem(e.to_string()))?)
-            .map_err(|e| problem(e.to_string()))?;
-    }
-    if roots.is_empty() {
-        return Err(problem("no certificate in the file".into()));
-    }
-    let config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(TlsConnector::from(config))
-}
+use self::options::builder;
+pub use self::options::{Endpoint, RedisOptions};
+use self::tracking::track;
 
 /// Compare-and-set on the session's `version`, keeping its TTL. 1 written, 0 stale, -1 gone.
 const REPLACE_IF_VERSION: &str = r#"
@@ -545,27 +435,8 @@ impl Store for RedisStore {
     }
 }
 
-/// How often to try turning tracking on again while it is off.
-const RETRY_TRACKING: Duration = Duration::from_secs(5);
-
 /// The node name of a standalone server (one node: any loss flushes everything).
 const STANDALONE: &str = "standalone";
-
-/// A client builder with the gateway's timeouts and reconnect policy.
-fn builder(config: FredConfig, options: &RedisOptions) -> Builder {
-    let (command_timeout, connect_timeout) = (options.command_timeout, options.connect_timeout);
-    let mut builder = Builder::from_config(config);
-    builder
-        .with_performance_config(|p| p.default_command_timeout = command_timeout)
-        .with_connection_config(|c| {
-            c.connection_timeout = connect_timeout;
-            c.internal_command_timeout = connect_timeout;
-            c.max_command_attempts = 2;
-        })
-        // Reconnect forever, from 100 ms up to 5 s between attempts.
-        .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2));
-    builder
-}
 
 async fn read_with_ttl(
     pipe: &fred::clients::Pipeline<Client>,
@@ -579,175 +450,4 @@ async fn read_with_ttl(
         (Some(json), ttl) if ttl > 0 => Some((json, Duration::from_millis(ttl.unsigned_abs()))),
         _ => None,
     })
-}
-
-/// Starts the tracking client and the task that watches it.
-async fn track(
-    mut config: FredConfig,
-    options: &RedisOptions,
-    cache: Arc<SessionCache>,
-    clustered: bool,
-) -> Result<Client, StoreError> {
-    // Invalidations arrive as RESP3 push frames on the connection that read the key.
-    config.version = RespVersion::RESP3;
-    let mut builder = builder(config, options);
-    builder.with_performance_config(|p| {
-        // Invalidations are broadcast to the watcher; a burst larger than this is not lost
-        // silently (the watcher sees the lag and flushes), but it costs the cache.
-        p.broadcast_channel_capacity = 4096;
-    });
-    let client = builder.build().map_err(unavailable)?;
-    let watcher = Watcher {
-        invalidations: client.invalidation_rx(),
-        errors: client.error_rx(),
-        reconnects: client.reconnect_rx(),
-        client: client.clone(),
-        cache,
-        prefix: format!("{}:{{", options.key_prefix),
-        clustered,
-        refused: false,
-    };
-    if let Err(e) = client.init().await {
-        let _ = client.quit().await;
-        return Err(unavailable(e));
-    }
-    tokio::spawn(watcher.run());
-    Ok(client)
-}
-
-/// Turns the tracking client's pushes and connection events into cache invalidations.
-struct Watcher {
-    invalidations: tokio::sync::broadcast::Receiver<fred::types::client::Invalidation>,
-    errors:
-        tokio::sync::broadcast::Receiver<(fred::error::Error, Option<fred::types::config::Server>)>,
-    reconnects: tokio::sync::broadcast::Receiver<fred::types::config::Server>,
-    client: Client,
-    cache: Arc<SessionCache>,
-    /// `{prefix}:{`, what every session key starts with.
-    prefix: String,
-    clustered: bool,
-    /// Whether the last attempt to turn tracking on failed (and was logged).
-    refused: bool,
-}
-
-impl Watcher {
-    async fn run(mut self) {
-        self.enable().await;
-        loop {
-            tokio::select! {
-                // Invalidations first: a change must not wait behind connection bookkeeping.
-                biased;
-                pushed = self.invalidations.recv() => match pushed {
-                    Ok(invalidation) if invalidation.keys.is_empty() => {
-                        // FLUSHALL / FLUSHDB: every key is gone.
-                        self.cache.flush_all();
-                    }
-                    Ok(invalidation) => {
-                        for key in &invalidation.keys {
-                            if let Some(key) = key.as_str().and_then(|k| self.session_of(k)) {
-                                self.cache.invalidate(&key);
-                            }
-                        }
-                    }
-                    Err(RecvError::Lagged(_)) => {
-                        tracing::warn!("session cache invalidations came faster than handled; flushing the cache");
-                        self.cache.flush_all();
-                    }
-                    Err(RecvError::Closed) => return,
-                },
-                event = self.errors.recv() => match event {
-                    // A connection to this node broke: what it tracked is unheard of now.
-                    Ok((_, Some(server))) => self.lost(Some(&server.to_string())),
-                    // A (re)connection attempt failed: no tracking connection was lost by it
-                    // (that came with its node), and a new one reports in when it is made.
-                    Ok((_, None)) => {}
-                    Err(RecvError::Lagged(_)) => {
-                        self.lost(None);
-                        self.enable().await;
-                    }
-                    Err(RecvError::Closed) => return,
-                },
-                event = self.reconnects.recv() => match event {
-                    Ok(server) => {
-                        self.lost(Some(&server.to_string()));
-                        self.enable().await;
-                    }
-                    Err(RecvError::Lagged(_)) => {
-                        self.lost(None);
-                        self.enable().await;
-                    }
-                    Err(RecvError::Closed) => return,
-                },
-                // Turning tracking on failed (a node was away or slow): try again rather than
-                // leave the cache off until the next reconnect happens to come.
-                _ = tokio::time::sleep(RETRY_TRACKING), if self.cache.suspended() => {
-                    self.enable().await;
-                }
-            }
-        }
-    }
-
-    /// A connection went away (or came back fresh): what it tracked may have changed unseen.
-    fn lost(&self, node: Option<&str>) {
-        self.cache.suspend();
-        match node {
-            Some(node) if self.clustered => self.cache.flush_node(node),
-            _ => self.cache.flush_all(),
-        }
-    }
-
-    /// Turns tracking on for every connection; the cache takes new reads once it is.
-    async fn enable(&mut self) {
-        match self
-            .client
-            .start_tracking(None, false, false, false, false)
-            .await
-        {
-            Ok(()) => {
-                self.cache.resume();
-                self.refused = false;
-            }
-            // Said once per outage, not at every retry.
-            Err(e) if self.refused => tracing::debug!(error = %e, "client tracking still off"),
-            Err(e) => {
-                self.refused = true;
-                tracing::warn!(
-                    error = %e,
-                    "Redis refused client tracking; sessions are read from Redis on every call until it accepts"
-                );
-            }
-        }
-    }
-
-    /// The store key inside a session's Redis key, `{prefix}:{<key>}:s`.
-    fn session_of(&self, redis_key: &str) -> Option<StoreKey> {
-        let inner = redis_key.strip_prefix(&self.prefix)?.strip_suffix("}:s")?;
-        StoreKey::parse(inner)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_connection_string_makes_a_server_or_a_cluster() {
-        let read = |s: &str| crate::config::parse_stackexchange(s).unwrap();
-        let o =
-            RedisOptions::from_stackexchange(&read("contoso:6380,password=s3cret,ssl=True"), false);
-        assert_eq!(o.endpoint, Endpoint::Standalone("contoso".into(), 6380));
-        assert_eq!(o.password.as_deref(), Some("s3cret"));
-        assert!(o.tls);
-        let o = RedisOptions::from_stackexchange(&read("a:7000,b:7001,user=app"), false);
-        assert_eq!(
-            o.endpoint,
-            Endpoint::Cluster(vec![("a".into(), 7000), ("b".into(), 7001)])
-        );
-        assert_eq!(o.username.as_deref(), Some("app"));
-        let o = RedisOptions::from_stackexchange(&read("one.example,ssl=true"), true);
-        assert_eq!(
-            o.endpoint,
-            Endpoint::Cluster(vec![("one.example".into(), 6380)])
-        );
-    }
 }
