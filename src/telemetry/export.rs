@@ -3,10 +3,12 @@
 //!
 //! A request only ever does a `try_send`: when the collector is slow or down the queue fills
 //! and further spans are dropped and counted (`portcullis_trace_spans_dropped_total`), never
-//! waited for. The SDK's `BatchSpanProcessor` is not used: it exports from a thread of its own
+//! waited for. Nor does a span wake the exporter: it wakes once a batch is waiting (as the
+//! SDK's own processor does), else it runs on its interval — a wake per span would cost a
+//! cross-thread notification on every request. The SDK's `BatchSpanProcessor` is not used: it exports from a thread of its own
 //! with no Tokio runtime, where the async HTTP and gRPC exporters cannot run.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -18,7 +20,7 @@ use opentelemetry_sdk::Resource;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use prometheus::{IntCounter, IntCounterVec};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use crate::config::{OtlpProtocol, TelemetryConfig};
 use crate::metrics::TraceMetrics;
@@ -30,15 +32,30 @@ const MAX_PAUSE: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub(super) struct QueueProcessor {
     queue: mpsc::Sender<SpanData>,
+    /// Spans waiting that make a batch: the exporter is woken from then on.
+    batch_size: usize,
+    batch_ready: Arc<Notify>,
     /// `dropped{reason="queue_full"}`, resolved once: it is counted per span.
     queue_full: IntCounter,
 }
 
+/// The exporter's end of the queue.
+pub(super) struct Queue {
+    spans: mpsc::Receiver<SpanData>,
+    batch_ready: Arc<Notify>,
+}
+
 impl QueueProcessor {
-    pub(super) fn new(capacity: usize, dropped: IntCounterVec) -> (Self, mpsc::Receiver<SpanData>) {
-        let (queue, rx) = mpsc::channel(capacity.max(1));
-        let queue_full = dropped.with_label_values(&["queue_full"]);
-        (QueueProcessor { queue, queue_full }, rx)
+    pub(super) fn new(capacity: usize, batch_size: usize, dropped: IntCounterVec) -> (Self, Queue) {
+        let (queue, spans) = mpsc::channel(capacity.max(1));
+        let batch_ready = Arc::new(Notify::new());
+        let processor = QueueProcessor {
+            queue,
+            batch_size: batch_size.max(1),
+            batch_ready: batch_ready.clone(),
+            queue_full: dropped.with_label_values(&["queue_full"]),
+        };
+        (processor, Queue { spans, batch_ready })
     }
 }
 
@@ -49,8 +66,13 @@ impl SpanProcessor for QueueProcessor {
         if !span.span_context.is_sampled() {
             return;
         }
-        if self.queue.try_send(span).is_err() {
-            self.queue_full.inc();
+        match self.queue.try_send(span) {
+            Ok(()) => {
+                if self.queue.max_capacity() - self.queue.capacity() >= self.batch_size {
+                    self.batch_ready.notify_one();
+                }
+            }
+            Err(_) => self.queue_full.inc(),
         }
     }
 
@@ -67,7 +89,7 @@ impl SpanProcessor for QueueProcessor {
 pub struct TraceExport {
     config: TelemetryConfig,
     resource: Resource,
-    queue: Mutex<Option<mpsc::Receiver<SpanData>>>,
+    queue: Mutex<Option<Queue>>,
     metrics: TraceMetrics,
 }
 
@@ -75,7 +97,7 @@ impl TraceExport {
     pub(super) fn new(
         config: TelemetryConfig,
         resource: Resource,
-        queue: mpsc::Receiver<SpanData>,
+        queue: Queue,
         metrics: TraceMetrics,
     ) -> Self {
         TraceExport {
@@ -112,31 +134,28 @@ impl BackgroundService for TraceExport {
             last_warning: None,
         };
         let size = self.config.batch_size;
-        let mut batch = Vec::with_capacity(size);
         let mut pause = Duration::ZERO;
         let mut tick = tokio::time::interval(self.config.export_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let room = size - batch.len();
             tokio::select! {
-                received = queue.recv_many(&mut batch, room) => {
-                    if received == 0 {
-                        break;
-                    }
-                    if batch.len() < size {
-                        continue;
-                    }
-                }
-                _ = tick.tick() => {
-                    if batch.is_empty() {
-                        continue;
-                    }
-                }
+                _ = queue.batch_ready.notified() => {}
+                _ = tick.tick() => {}
                 _ = shutdown.changed() => break,
             }
-            let sent = shipper
-                .ship(std::mem::replace(&mut batch, Vec::with_capacity(size)))
-                .await;
+            // Everything waiting goes, a batch at a time.
+            let mut sent = true;
+            loop {
+                let batch = take(&mut queue.spans, size);
+                if batch.is_empty() {
+                    break;
+                }
+                let last = batch.len() < size;
+                sent = shipper.ship(batch).await;
+                if !sent || last {
+                    break;
+                }
+            }
             // A collector that is down gets one batch per pause, doubling up to a limit: the
             // queue fills meanwhile and new spans are dropped where they end, which costs
             // nothing, instead of being encoded again and again for nobody.
@@ -155,23 +174,32 @@ impl BackgroundService for TraceExport {
         // Shutting down: what is queued now goes out, within one timeout per batch; not to a
         // collector that just failed, which would only hold the exit up.
         if !pause.is_zero() {
-            let lost = (batch.len() + queue.len()) as u64;
+            let lost = queue.spans.len() as u64;
             self.metrics
                 .dropped
                 .with_label_values(&["export_failed"])
                 .inc_by(lost);
             return;
         }
-        while let Ok(span) = queue.try_recv() {
-            batch.push(span);
-            if batch.len() == size {
-                shipper.ship(std::mem::take(&mut batch)).await;
+        loop {
+            let batch = take(&mut queue.spans, size);
+            if batch.is_empty() || !shipper.ship(batch).await {
+                break;
             }
         }
-        if !batch.is_empty() {
-            shipper.ship(batch).await;
+    }
+}
+
+/// Up to `size` queued spans, without waiting.
+fn take(spans: &mut mpsc::Receiver<SpanData>, size: usize) -> Vec<SpanData> {
+    let mut batch = Vec::with_capacity(size.min(spans.len()));
+    while batch.len() < size {
+        match spans.try_recv() {
+            Ok(span) => batch.push(span),
+            Err(_) => break,
         }
     }
+    batch
 }
 
 struct Shipper<'a> {

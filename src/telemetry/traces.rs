@@ -28,7 +28,11 @@ pub fn install(config: &TelemetryConfig, metrics: TraceMetrics) -> Option<TraceE
         return None;
     }
     let resource = resource(config);
-    let (processor, queue) = QueueProcessor::new(config.queue_size, metrics.dropped.clone());
+    let (processor, queue) = QueueProcessor::new(
+        config.queue_size,
+        config.batch_size,
+        metrics.dropped.clone(),
+    );
     let provider = SdkTracerProvider::builder()
         .with_span_processor(processor)
         .with_sampler(sampler(config))
