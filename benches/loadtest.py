@@ -30,7 +30,10 @@ UPSTREAM_PORT, NGINX_PORT, GW_PORT, GW_ADMIN, BARE_PORT = 18081, 18080, 18090, 1
 REDIS_PORT, OP_PORT, AUTH_PORT, AUTH_ADMIN = 18093, 18094, 18095, 18096
 # The same gateway with the session cache off, and with every call missing it (cold).
 NOCACHE_PORT, NOCACHE_ADMIN, COLD_PORT, COLD_ADMIN = 18097, 18098, 18099, 18100
-TRACED_PORT, TRACED_ADMIN, DOWN_PORT = 18101, 18102, 18103  # nothing listens on DOWN_PORT
+# Traced at the default sampling: to a collector that is down (nothing listens on DOWN_PORT),
+# and to one that takes every export (SINK_PORT: the upstream nginx answering /v1/traces).
+TRACED_PORT, TRACED_ADMIN, DOWN_PORT = 18101, 18102, 18103
+SINK_PORT, TRACED_UP_PORT, TRACED_UP_ADMIN = 18104, 18105, 18106
 SESSION_KEY = "q0S8pJlY0E9o1cJc3m2m4G7mQ3cGmZq1v7bS0lJcR2U="
 LOAD_CORE, SUT_CORE = "0", "1"
 BODY = json.dumps({
@@ -44,7 +47,9 @@ worker_processes 1; daemon off; pid {dir}/up.pid; error_log {dir}/up.err warn;
 events {{ worker_connections 4096; }}
 http {{ access_log off; keepalive_requests 100000;
   server {{ listen 127.0.0.1:{port}; default_type application/json;
-    location / {{ return 200 '{body}'; }} }} }}
+    location / {{ return 200 '{body}'; }} }}
+  server {{ listen 127.0.0.1:{sink}; client_max_body_size 64m;
+    location /v1/traces {{ return 200 ''; }} }} }}
 """
 NGINX_PROXY = """
 worker_processes 1; daemon off; pid {dir}/px.pid; error_log {dir}/px.err warn;
@@ -225,7 +230,7 @@ def main():
     d = tempfile.mkdtemp(prefix="portcullis-bench-")
     procs = []
     try:
-        open(f"{d}/up.conf", "w").write(NGINX_UPSTREAM.format(dir=d, port=UPSTREAM_PORT, body=BODY))
+        open(f"{d}/up.conf", "w").write(NGINX_UPSTREAM.format(dir=d, port=UPSTREAM_PORT, body=BODY, sink=SINK_PORT))
         open(f"{d}/px.conf", "w").write(NGINX_PROXY.format(dir=d, port=NGINX_PORT, up=UPSTREAM_PORT))
         open(f"{d}/gw.toml", "w").write(PORTCULLIS.format(
             dir=d, port=GW_PORT, admin=GW_ADMIN, up=UPSTREAM_PORT, access_log=str(args.access_log).lower()))
@@ -244,19 +249,21 @@ def main():
         # A fourth traces every request at the default sampling (parentbased_always_on) to a
         # collector that is down: what tracing costs when nothing can take the spans.
         traced = f'[telemetry]\nendpoint = "http://127.0.0.1:{DOWN_PORT}"'
+        traced_up = f'[telemetry]\nendpoint = "http://127.0.0.1:{SINK_PORT}"'
         for port, admin, cache, extra in ((AUTH_PORT, AUTH_ADMIN, "", ""),
                                           (NOCACHE_PORT, NOCACHE_ADMIN, "cache_size = 0", ""),
                                           (COLD_PORT, COLD_ADMIN, 'cache_max_age = "1ms"', ""),
-                                          (TRACED_PORT, TRACED_ADMIN, "", traced)):
+                                          (TRACED_PORT, TRACED_ADMIN, "", traced),
+                                          (TRACED_UP_PORT, TRACED_UP_ADMIN, "", traced_up)):
             open(f"{d}/auth-{port}.toml", "w").write(PORTCULLIS_AUTH.format(
                 dir=d, port=port, admin=admin, up=UPSTREAM_PORT, op=OP_PORT, redis=REDIS_PORT,
                 key=SESSION_KEY, cache=cache, access_log=str(args.access_log).lower(), extra=extra))
             auths.append(start([args.binary, "run", "--config", f"{d}/auth-{port}.toml"], SUT_CORE))
-        auth, nocache, cold, tracing_on = auths
+        auth, nocache, cold, tracing_on, tracing_up = auths
         procs = [up, px, bare, gw, redis, op, *auths]
         for port in (UPSTREAM_PORT, NGINX_PORT, BARE_PORT, GW_PORT):
             wait_http(f"http://127.0.0.1:{port}/")
-        for admin in (AUTH_ADMIN, NOCACHE_ADMIN, COLD_ADMIN, TRACED_ADMIN):
+        for admin in (AUTH_ADMIN, NOCACHE_ADMIN, COLD_ADMIN, TRACED_ADMIN, TRACED_UP_ADMIN):
             wait_http(f"http://127.0.0.1:{admin}/readyz", deadline=30)
         cookie = login(f"http://127.0.0.1:{AUTH_PORT}")
         session = (f"Cookie: {cookie}", "X-CSRF: 1")
@@ -285,6 +292,8 @@ def main():
              "headers": session},
             {"name": "+ session, traced", "url": f"http://127.0.0.1:{TRACED_PORT}/item", "pid": tracing_on.pid,
              "headers": session},
+            {"name": "+ session, traced, exported", "url": f"http://127.0.0.1:{TRACED_UP_PORT}/item",
+             "pid": tracing_up.pid, "headers": session},
         ]
         results = {(t["name"], c): [] for t in targets for c in conns}
         for t in targets:  # warm-up: fill connection pools, fault in pages
@@ -303,6 +312,8 @@ def main():
                           flush=True)
         rss = {t["name"]: peak_rss_kb(t["pid"]) for t in targets if t["pid"] and "same headers" not in t["name"]}
         redis_calls = redis_commandstats(REDIS_PORT)
+        spans = {name: trace_counts(admin) for name, admin in
+                 (("collector down", TRACED_ADMIN), ("collector up", TRACED_UP_ADMIN))}
     finally:
         for p in procs:
             p.send_signal(signal.SIGQUIT if p in procs[:2] else signal.SIGTERM)
@@ -313,7 +324,7 @@ def main():
                 p.kill()
         shutil.rmtree(d, ignore_errors=True)
 
-    table = report(results, conns, rss, args, [t["name"] for t in targets], redis_calls)
+    table = report(results, conns, rss, args, [t["name"] for t in targets], redis_calls, spans)
     print("\n" + table)
     if args.write:
         path = os.path.join(ROOT, args.write) if not os.path.isabs(args.write) else args.write
@@ -331,7 +342,15 @@ def redis_commandstats(port):
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"cmdstat_(\w+):calls=(\d+)", out)}
 
 
-def report(results, conns, rss, args, names, redis_calls):
+def trace_counts(admin_port):
+    """The trace export counters of one gateway, from its /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    found = re.findall(r'^portcullis_trace_spans_(exported_total|dropped_total\{reason="(\w+)"\}) (\d+)', text, re.M)
+    return {(reason or "exported"): int(n) for _, reason, n in found}
+
+
+def report(results, conns, rss, args, names, redis_calls, spans):
     med = lambda xs: statistics.median(xs)
     lines = [
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores, "
@@ -374,6 +393,8 @@ def report(results, conns, rss, args, names, redis_calls):
     lines.append("")
     lines.append("Redis commands served during the whole run (warm-up and all targets): "
                  + ", ".join(f"{k} {v}" for k, v in sorted(redis_calls.items(), key=lambda kv: -kv[1])[:8]) + ".")
+    for name, counts in spans.items():
+        lines.append(f"Spans of the traced gateway, {name}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ".")
     lines.append(f"Errors (non-2xx or socket) across all runs: {errors}.")
     return "\n".join(lines)
 

@@ -243,6 +243,17 @@ impl<'r, 't> Section<'r, 't> {
                 return None;
             }
         };
+        self.within(key, n, min, max)
+    }
+
+    /// `n` when it is within `min..=max`, else a problem naming the range.
+    fn within<N: PartialOrd + std::fmt::Display>(
+        &self,
+        key: &str,
+        n: N,
+        min: N,
+        max: N,
+    ) -> Option<N> {
         if n < min || n > max {
             self.issue(
                 key,
@@ -275,15 +286,7 @@ impl<'r, 't> Section<'r, 't> {
                 return None;
             }
         };
-        if !(min..=max).contains(&n) {
-            self.issue(
-                key,
-                format!("{n} is out of range"),
-                format!("use a number between {min} and {max}"),
-            );
-            return None;
-        }
-        Some(n)
+        self.within(key, n, min, max)
     }
 
     pub fn duration(&self, key: &'static str) -> Option<Duration> {

@@ -174,16 +174,18 @@ fn push_key(path: &mut String, key: &str) {
     path.push_str(key);
 }
 
+/// A test environment of these variables.
+#[cfg(test)]
+pub(crate) fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     #[test]
     fn overlays_nested_keys_case_insensitively_keeping_file_spelling() {
