@@ -135,12 +135,3 @@ pub fn note(attribute: impl FnOnce() -> KeyValue) {
         }
     });
 }
-
-/// The trace id of the current context, for log lines written inside a traced request.
-pub fn current_trace_id() -> Option<String> {
-    TRACER.get()?;
-    Context::map_current(|cx| {
-        let sc = cx.span().span_context().clone();
-        sc.is_valid().then(|| sc.trace_id().to_string())
-    })
-}

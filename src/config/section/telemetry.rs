@@ -24,7 +24,8 @@ pub struct TelemetryConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub endpoint: Option<Url>,
-    /// The full URL OTLP/HTTP exports go to, used as given (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`).
+    /// Where exports go, used as given (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`): the full URL for
+    /// OTLP/HTTP, the address for gRPC (printed as `endpoint` then). Wins over `endpoint`.
     #[serde(
         serialize_with = "ser_opt_url",
         skip_serializing_if = "Option::is_none"
@@ -130,15 +131,10 @@ pub(in crate::config) fn telemetry(s: &Section<'_, '_>) -> Option<TelemetryConfi
     };
     let base = url("endpoint");
     let exact = url("traces_endpoint");
-    if exact.is_some() && protocol == OtlpProtocol::Grpc {
-        s.issue(
-            "traces_endpoint",
-            "is an OTLP/HTTP setting; with protocol = \"grpc\" spans go to `endpoint`",
-            "set `endpoint` to the collector's gRPC address instead",
-        );
-    }
     let (endpoint, traces_endpoint) = match (exact, base, protocol) {
         (Some(exact), _, OtlpProtocol::HttpProtobuf) => (None, Some(exact)),
+        // As OTEL_EXPORTER_OTLP_TRACES_ENDPOINT means for gRPC: the address, as given.
+        (Some(exact), _, OtlpProtocol::Grpc) => (Some(exact), None),
         (_, Some(base), OtlpProtocol::Grpc) => (Some(base), None),
         (_, Some(base), OtlpProtocol::HttpProtobuf) => (None, Some(with_traces_path(base))),
         (_, None, OtlpProtocol::Grpc) => (Url::parse("http://localhost:4317").ok(), None),
