@@ -34,8 +34,6 @@ pub enum AppError {
     Runtime(std::io::Error),
     #[error("cannot listen with TLS on {addr}: {message}")]
     Tls { addr: String, message: String },
-    #[error("invalid Redis settings: {0}")]
-    Redis(String),
     #[error("invalid OIDC settings: {0}")]
     Oidc(String),
     #[error("invalid session settings: {0}")]
@@ -162,7 +160,7 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), AppError> {
 
     server.add_service(proxy);
     server.add_service(admin);
-    let store_service = StoreService::new(&config, store, cache).map_err(AppError::Redis)?;
+    let store_service = StoreService::new(&config, store, cache);
     let mut store_service = background_service("session store", store_service);
     // fred runs every Redis connection's I/O on the runtime that connected it: this service's.
     // One thread would carry the Redis traffic of every proxy thread (the authenticated-path

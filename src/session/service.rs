@@ -80,7 +80,7 @@ impl DependencyCheck for SessionStore {
 }
 
 /// Redis connection settings from the validated config.
-pub fn redis_options(c: &RedisConfig, index_ttl: Duration) -> Result<RedisOptions, String> {
+pub fn redis_options(c: &RedisConfig, index_ttl: Duration) -> RedisOptions {
     let mut options = match &c.endpoint {
         RedisEndpoint::Url(url) => RedisOptions::new(Endpoint::Url(url.expose().to_string())),
         RedisEndpoint::ConnectionString(cs) => {
@@ -101,7 +101,7 @@ pub fn redis_options(c: &RedisConfig, index_ttl: Duration) -> Result<RedisOption
     options.connect_timeout = c.connect_timeout;
     options.pool_size = c.pool_size;
     options.index_ttl = index_ttl;
-    Ok(options)
+    options
 }
 
 /// The background service that connects and watches the store.
@@ -116,16 +116,16 @@ impl StoreService {
         config: &Config,
         shared: Arc<SessionStore>,
         cache: Arc<SessionCache>,
-    ) -> Result<StoreService, String> {
+    ) -> StoreService {
         let redis = match (config.session.store, &config.redis) {
-            (StoreKind::Redis, Some(r)) => Some(redis_options(r, config.session.absolute_timeout)?),
+            (StoreKind::Redis, Some(r)) => Some(redis_options(r, config.session.absolute_timeout)),
             _ => None,
         };
-        Ok(StoreService {
+        StoreService {
             redis,
             shared,
             cache,
-        })
+        }
     }
 }
 

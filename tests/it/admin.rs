@@ -63,9 +63,7 @@ async fn health_ready_and_metrics_answer_on_the_admin_port_only() {
 #[tokio::test]
 async fn access_log_has_one_line_per_request_without_query_strings() {
     let api = Upstream::start("api").await;
-    let gw = GatewayConfig::new()
-        .cluster("api", &[api.url()], "")
-        .route("/", "api", "")
+    let gw = GatewayConfig::in_front_of(&api)
         .env("PORTCULLIS_LOG_FORMAT", "json")
         .start()
         .await;

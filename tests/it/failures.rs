@@ -88,11 +88,7 @@ async fn no_healthy_destination_is_a_503_problem_and_a_page_for_browsers() {
 #[tokio::test]
 async fn malformed_requests_are_refused_and_the_gateway_keeps_serving() {
     let api = Upstream::start("api").await;
-    let gw = GatewayConfig::new()
-        .cluster("api", &[api.url()], "")
-        .route("/", "api", "")
-        .start()
-        .await;
+    let gw = GatewayConfig::in_front_of(&api).start().await;
     for raw in [
         &b"GARBAGE\r\n\r\n"[..],
         b"GET / HTTP/1.1\r\nHost: x\r\nBad Header Name: 1\r\n\r\n",

@@ -28,11 +28,7 @@ const SPOOFED: &[(&str, &str)] = &[
 #[tokio::test]
 async fn forwarded_headers_from_an_untrusted_client_are_replaced() {
     let api = Upstream::start("api").await;
-    let gw = GatewayConfig::new()
-        .cluster("api", &[api.url()], "")
-        .route("/", "api", "")
-        .start()
-        .await;
+    let gw = GatewayConfig::in_front_of(&api).start().await;
     let echo = via(&gw, "/x", SPOOFED).await;
     assert_eq!(header(&echo, "x-forwarded-for"), Some("127.0.0.1"));
     assert_eq!(header(&echo, "x-forwarded-proto"), Some("http"));
@@ -100,11 +96,7 @@ async fn host_is_the_destination_unless_preserved() {
 #[tokio::test]
 async fn hop_by_hop_headers_are_stripped_both_ways() {
     let api = Upstream::start("api").await;
-    let gw = GatewayConfig::new()
-        .cluster("api", &[api.url()], "")
-        .route("/", "api", "")
-        .start()
-        .await;
+    let gw = GatewayConfig::in_front_of(&api).start().await;
     // reqwest would refuse to send some of these; write the request by hand.
     let raw = crate::harness::raw_http(
         gw.port,
@@ -137,11 +129,7 @@ async fn hop_by_hop_headers_are_stripped_both_ways() {
 #[tokio::test]
 async fn request_ids_are_propagated_or_generated() {
     let api = Upstream::start("api").await;
-    let gw = GatewayConfig::new()
-        .cluster("api", &[api.url()], "")
-        .route("/", "api", "")
-        .start()
-        .await;
+    let gw = GatewayConfig::in_front_of(&api).start().await;
     let r = client()
         .get(gw.url("/x"))
         .header("x-request-id", "trace-123")

@@ -7,11 +7,7 @@ use crate::harness::{client, GatewayConfig, Upstream};
 #[tokio::test]
 async fn sigterm_lets_in_flight_requests_finish() {
     let api = Upstream::start("api").await;
-    let mut gw = GatewayConfig::new()
-        .cluster("api", &[api.url()], "")
-        .route("/", "api", "")
-        .start()
-        .await;
+    let mut gw = GatewayConfig::in_front_of(&api).start().await;
     let slow = tokio::spawn(client().get(gw.url("/slow?ms=700")).send());
     crate::harness::eventually(
         "the slow request to reach the upstream",

@@ -14,11 +14,7 @@ use crate::harness::{client, GatewayConfig, Upstream};
 const DEADLOCK_GUARD: Duration = Duration::from_secs(15);
 
 async fn gateway(api: &Upstream) -> crate::harness::Gateway {
-    GatewayConfig::new()
-        .cluster("api", &[api.url()], "")
-        .route("/", "api", "")
-        .start()
-        .await
+    GatewayConfig::in_front_of(api).start().await
 }
 
 #[tokio::test]

@@ -276,9 +276,7 @@ async fn errors_and_log_lines_carry_the_trace_id_and_a_public_edge_links_instead
 async fn grpc_export_and_unsampled_requests_still_propagate() {
     let collector = Collector::start(Protocol::Grpc).await;
     let api = Upstream::start("api").await;
-    let gw = GatewayConfig::new()
-        .cluster("api", &[api.url()], "")
-        .route("/", "api", "")
+    let gw = GatewayConfig::in_front_of(&api)
         .toml(&format!(
             "[telemetry]\nprotocol = \"grpc\"\nendpoint = \"{}\"\nexport_interval = \"50ms\"\n",
             collector.url()
@@ -335,9 +333,7 @@ async fn requests_do_not_wait_for_a_collector_that_hangs_and_lost_spans_are_coun
     // A collector that takes connections and never answers: every export runs into its
     // timeout while requests keep coming.
     let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let gw = GatewayConfig::new()
-        .cluster("api", &[api.url()], "")
-        .route("/", "api", "")
+    let gw = GatewayConfig::in_front_of(&api)
         .env(
             "OTEL_EXPORTER_OTLP_ENDPOINT",
             &format!("http://{}", hole.local_addr().unwrap()),

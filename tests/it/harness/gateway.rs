@@ -25,6 +25,13 @@ impl GatewayConfig {
         Self::default()
     }
 
+    /// The common setup: every path to one upstream (cluster `api`, route `/`).
+    pub fn in_front_of(upstream: &super::Upstream) -> Self {
+        Self::new()
+            .cluster("api", &[upstream.url()], "")
+            .route("/", "api", "")
+    }
+
     /// Raw TOML appended after the generated sections (clusters, routes, ...).
     pub fn toml(mut self, text: &str) -> Self {
         self.body.push_str(text);
