@@ -377,3 +377,53 @@ async fn requests_do_not_wait_for_a_collector_that_hangs_and_lost_spans_are_coun
         .contains("portcullis_trace_spans_exported_total 0"));
     drop(hole);
 }
+
+#[tokio::test]
+async fn a_refresh_is_a_span_of_the_call_that_needed_it_with_the_idp_call_and_store_write_under_it()
+{
+    let collector = Collector::start(Protocol::Http).await;
+    let config = format!(
+        "[tokens]\nrefresh_skew = \"1s\"\nrefresh_lock_lease = \"2s\"\n{}",
+        telemetry(&collector, "")
+    );
+    let stack = login::start_with_op(&config, &[], &[("OP_ACCESS_TOKEN_TTL", "3")]).await;
+    let gw = &stack.gw;
+    let mut ua = UserAgent::new();
+    login::login(&mut ua, gw, "/", "carol").await;
+    assert!(ua.cookie("__Host-portcullis").is_some());
+
+    // Past the token's life less the skew, the next call refreshes it.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let page = ua
+        .get(
+            &gw.url("/api/after-expiry"),
+            &[("x-csrf", "1"), ("traceparent", &traceparent())],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let refresh = collector
+        .wait_for("the refresh span", |s| {
+            s.trace_id == INCOMING_TRACE && s.name == "token refresh"
+        })
+        .await;
+    let trace = eventually("the refresh's children", Duration::from_secs(10), || {
+        let spans = collector.trace(INCOMING_TRACE);
+        let done = spans.iter().any(|s| s.name == "idp token")
+            && spans.iter().any(|s| s.name == "session store update");
+        async move { done.then_some(spans) }
+    })
+    .await;
+    let server = trace
+        .iter()
+        .find(|s| s.kind == SERVER)
+        .expect("a server span");
+    assert_eq!(refresh.parent_span_id, server.span_id);
+    let exchange = named(&trace, "idp token");
+    assert_eq!(exchange.kind, CLIENT);
+    assert_eq!(exchange.parent_span_id, refresh.span_id);
+    assert_eq!(
+        named(&trace, "session store update").parent_span_id,
+        refresh.span_id
+    );
+    assert_eq!(refresh.status, 0, "a refresh that worked is no error");
+}
