@@ -17,7 +17,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -206,13 +205,7 @@ def main():
         if empty:
             print("panels without data: " + "; ".join(empty))
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGQUIT if p is procs[0] else signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        lt.stop_all(procs, nginx_masters=procs[:1])
         shutil.rmtree(d, ignore_errors=True)
 
 

@@ -119,6 +119,18 @@ def start(cmd, core, **kw):
     return subprocess.Popen(["taskset", "-c", core, *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
 
 
+def stop_all(procs, nginx_masters=()):
+    """Stops what a bench started, by PID: nginx masters drain on SIGQUIT, the rest on SIGTERM;
+    whatever has not exited after 10 s is killed."""
+    for p in procs:
+        p.send_signal(signal.SIGQUIT if p in nginx_masters else signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 def wait_http(url, deadline=20):
     end = time.time() + deadline
     while time.time() < end:
@@ -315,13 +327,7 @@ def main():
         spans = {name: trace_counts(admin) for name, admin in
                  (("collector down", TRACED_ADMIN), ("collector up", TRACED_UP_ADMIN))}
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGQUIT if p in procs[:2] else signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(procs, nginx_masters=procs[:2])
         shutil.rmtree(d, ignore_errors=True)
 
     table = report(results, conns, rss, args, [t["name"] for t in targets], redis_calls, spans)
