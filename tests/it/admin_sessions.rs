@@ -1,6 +1,8 @@
 //! The session admin API: list and revoke a user's sessions, on every replica, only with the
 //! admin token.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use crate::harness::login;
@@ -87,13 +89,16 @@ async fn admins_list_and_revoke_a_users_sessions_on_every_replica() {
     )
     .await;
     assert_eq!((status, body["revoked"].as_u64()), (200, Some(1)), "{body}");
+    // The replica that revoked drops its cached copy at once; the other hears of it from
+    // Redis (client tracking) within milliseconds, so it is given a moment.
     let mut alive = 0;
     for ua in max.iter_mut() {
-        let (on_a, on_b) = (
-            login::user(ua, a).await.status,
-            login::user(ua, &b).await.status,
-        );
-        assert_eq!(on_a, on_b, "replicas disagree");
+        let on_a = login::user(ua, a).await.status;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while login::user(ua, &b).await.status != on_a {
+            assert!(tokio::time::Instant::now() < deadline, "replicas disagree");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         alive += usize::from(on_a == 200);
     }
     assert_eq!(alive, 2);
@@ -102,8 +107,14 @@ async fn admins_list_and_revoke_a_users_sessions_on_every_replica() {
     let (status, body) = admin(&b, reqwest::Method::DELETE, path, Some(TOKEN)).await;
     assert_eq!((status, body["revoked"].as_u64()), (200, Some(2)), "{body}");
     for ua in max.iter_mut() {
-        for gw in [a, &b] {
-            assert_eq!(login::user(ua, gw).await.status, 401);
+        assert_eq!(login::user(ua, &b).await.status, 401);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while login::user(ua, a).await.status != 401 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "a revoked session still works on the other replica"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
     assert_eq!(login::user(&mut nina, &b).await.status, 200);
