@@ -17,7 +17,7 @@ pub struct Line<'a> {
 use super::context::RequestCtx;
 
 /// The status the client got (0: none was sent).
-pub fn status(session: &HttpSession, ctx: &RequestCtx) -> u16 {
+fn status(session: &HttpSession, ctx: &RequestCtx) -> u16 {
     session
         .response_written()
         .map(|r| r.status.as_u16())
@@ -25,18 +25,20 @@ pub fn status(session: &HttpSession, ctx: &RequestCtx) -> u16 {
         .unwrap_or(0)
 }
 
+/// Counts the request, writes its access line when `log` is given, and returns the status the
+/// client got (for the request's span).
 pub fn record(
     session: &HttpSession,
     e: Option<&Error>,
     ctx: &RequestCtx,
     metrics: &RouteMetrics,
     log: Option<Line<'_>>,
-) {
+) -> u16 {
     let elapsed = ctx.started.elapsed();
     let status = status(session, ctx);
     metrics.observe(status, elapsed);
     let Some(line) = log else {
-        return;
+        return status;
     };
     let client = line
         .client
@@ -78,4 +80,5 @@ pub fn record(
             "request failed"
         ),
     }
+    status
 }

@@ -338,14 +338,13 @@ impl ProxyHttp for Gateway {
                 .filter(|_| self.access_log_user)
                 .map(|s| s.record.sub.as_str()),
         });
-        access_log::record(session, e, ctx, metrics, line);
+        let status = access_log::record(session, e, ctx, metrics, line);
         if let Some(trace) = ctx.trace.take() {
             let error = ctx
                 .error
                 .as_ref()
                 .map(|g| g.slug())
                 .or_else(|| e.map(|e| e.etype().as_str()));
-            let status = access_log::status(session, ctx);
             trace.finish(ctx, session.req_header().method.as_str(), status, error);
         }
     }
