@@ -75,11 +75,24 @@ pub fn portcullis_check(text: &str, env: &[(&str, &str)]) -> std::process::Outpu
     out
 }
 
-/// Reserves a free loopback port (released immediately, so the gateway can bind it).
+/// A free loopback port for a server the test starts later (so nothing holds it meanwhile).
+///
+/// Not a port-0 bind: the kernel hands a just-released ephemeral port straight out again — to
+/// the next `free_port` call (a gateway got the same port for its proxy and admin listeners) or
+/// to any outgoing connection — and tests run in parallel processes. Ports are drawn at random
+/// below the ephemeral range (32768+ on Linux), which the kernel never assigns by itself, are
+/// checked to be bindable, and are never handed out twice by one process.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use rand::Rng;
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    let mut rng = rand::thread_rng();
+    for _ in 0..1000 {
+        let port = rng.gen_range(20_000..32_000);
+        if !given.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no free loopback port between 20000 and 32000");
 }
